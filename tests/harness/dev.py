@@ -41,8 +41,12 @@ def up() -> None:
             cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
         operator = shutil.which("shepherd-operator", path=str(Path(sys.executable).parent))
         if operator:
-            process = ManagedProcess("shepherd-operator", [operator], STATE_DIR / "logs",
-                                     env={"KUBECONFIG": str(cluster.kubeconfig)})
+            process = ManagedProcess(
+                "shepherd-operator",
+                [operator],
+                STATE_DIR / "logs",
+                env={"KUBECONFIG": str(cluster.kubeconfig)},
+            )
             (STATE_DIR / "logs").mkdir(exist_ok=True)
             pids.append(process.start(detach=True).pid)
         if EXAMPLES.is_dir() and any(EXAMPLES.glob("*.yaml")):
@@ -54,12 +58,17 @@ def up() -> None:
             kill_pid(pid)
         shutil.rmtree(STATE_DIR, ignore_errors=True)
         raise
-    STATE_FILE.write_text(json.dumps({
-        "pids": pids,
-        "kubeconfig": str(cluster.kubeconfig),
-        "redis_url": redis.url,
-        "prometheus_url": prometheus.url,
-    }, indent=2))
+    STATE_FILE.write_text(
+        json.dumps(
+            {
+                "pids": pids,
+                "kubeconfig": str(cluster.kubeconfig),
+                "redis_url": redis.url,
+                "prometheus_url": prometheus.url,
+            },
+            indent=2,
+        )
+    )
     print(f"Local Shepherd environment is up (logs in {STATE_DIR}/kube/logs and {STATE_DIR}/logs).")
     print(f"  Redis:      {redis.url}")
     print(f"  Prometheus: {prometheus.url}")
@@ -78,7 +87,9 @@ def down() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["up", "down"])
     {"up": up, "down": down}[parser.parse_args().action]()
 

@@ -43,11 +43,22 @@ def tcp_open(port: int) -> bool:
 class ManagedProcess:
     """One component: started with its log in `log_dir`, stopped with SIGTERM then SIGKILL."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        inherit_env: bool = True,
+        cwd: Path | None = None,
+    ):
         self.name = name
         self.args = args
         self.log_path = log_dir / f"{name}.log"
-        self.env = env
+        # inherit_env=False runs the program with exactly `env`, as a container would get it.
+        self.env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, detach: bool = False) -> ManagedProcess:
@@ -57,7 +68,8 @@ class ManagedProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(self.env or {})},
+            env=self.env,
+            cwd=self.cwd,
             # A detached component (make dev) outlives this interpreter and is stopped by pid.
             start_new_session=detach,
         )

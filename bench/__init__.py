@@ -1,0 +1,1 @@
+"""Shepherd's benchmarks: `make bench` runs them; BENCHMARKS.md records their tables."""

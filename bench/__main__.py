@@ -1,0 +1,71 @@
+"""Runs the benchmarks and writes one markdown table each to bench/results/.
+
+python -m bench                 # all of them
+python -m bench operator_scale  # one
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+BENCHMARKS = ("operator_scale", "service_load", "slo_fleet", "freeze_reaction")
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = (
+        int(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            )
+        )
+        // 1024
+        // 1024
+    )
+    kernel = subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
+    cores = len(os.sched_getaffinity(0))
+    return f"{cpu}, {cores} cores, {memory} GiB, Linux {kernel}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("names", nargs="*", default=list(BENCHMARKS), choices=BENCHMARKS)
+    names = parser.parse_args().names
+    RESULTS.mkdir(exist_ok=True)
+    header = f"Machine: {machine()}. Date: {datetime.date.today().isoformat()}.\n"
+    failed = []
+    for name in names:
+        print(f"== {name}", flush=True)
+        try:
+            table = importlib.import_module(f"bench.{name}").run()
+        except Exception as error:  # report and go on: one broken benchmark should not hide the others
+            failed.append(name)
+            print(f"{name} failed: {error!r}", file=sys.stderr)
+            continue
+        (RESULTS / f"{name}.md").write_text(f"{header}\n{table}\n")
+        print(table, flush=True)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""A closed-loop load driver for LangGraph-Server-compatible APIs: each virtual user creates a thread
+(untimed) and then streams one run on it (timed, until the SSE stream ends), again and again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+QUESTION = "What is an error budget? Look it up in the notes."
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+
+async def streamed_run(client: httpx.AsyncClient, assistant_id: str, headers: dict[str, str]) -> float:
+    thread = (await client.post("/threads", json={}, headers=headers)).raise_for_status().json()
+    body = {
+        "assistant_id": assistant_id,
+        "input": {"messages": [{"role": "user", "content": QUESTION}]},
+        "stream_mode": ["values"],
+    }
+    start = time.perf_counter()
+    async with client.stream(
+        "POST", f"/threads/{thread['thread_id']}/runs/stream", json=body, headers=headers
+    ) as r:
+        r.raise_for_status()
+        events = [line async for line in r.aiter_lines() if line.startswith("event:")]
+    elapsed = time.perf_counter() - start
+    if not any("values" in event for event in events) or any("error" in event for event in events):
+        raise RuntimeError(f"run did not stream values cleanly: {events}")
+    return elapsed
+
+
+async def closed_loop(
+    base_url: str,
+    *,
+    users: int,
+    runs: int,
+    assistant_id: str = "agent",
+    headers: dict[str, str] | None = None,
+) -> LoadResult:
+    """`users` concurrent users share `runs` runs in total."""
+    result = LoadResult()
+    remaining = runs
+    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+
+        async def user() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                try:
+                    result.latencies.append(await streamed_run(client, assistant_id, headers or {}))
+                except (httpx.HTTPError, RuntimeError):
+                    result.errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(users)))
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+def run_load(base_url: str, **kwargs) -> LoadResult:
+    return asyncio.run(closed_loop(base_url, **kwargs))

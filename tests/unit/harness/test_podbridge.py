@@ -1,0 +1,25 @@
+"""The pod bridge runs a container's command as the kubelet would; these are its pure parts."""
+
+from __future__ import annotations
+
+from tests.harness.podbridge import _expand, _matches, _with_endpoint
+
+
+def test_variable_references_expand_like_kubernetes() -> None:
+    env = {"PORT": "8000", "HOST": "0.0.0.0"}
+    assert _expand("--port=$(PORT)", env) == "--port=8000"
+    assert _expand("$(HOST):$(PORT)", env) == "0.0.0.0:8000"
+    # An unknown reference stays as written, as the kubelet leaves it.
+    assert _expand("$(MISSING)", env) == "$(MISSING)"
+
+
+def test_host_and_port_are_moved_to_loopback_in_both_spellings() -> None:
+    args = ["agent-service", "--host", "0.0.0.0", "--port=8000", "--workers", "2"]
+    moved = _with_endpoint(_with_endpoint(args, "--host", "127.0.0.1"), "--port", "4321")
+    assert moved == ["agent-service", "--host", "127.0.0.1", "--port=4321", "--workers", "2"]
+
+
+def test_selector_matches_all_terms() -> None:
+    pod = {"metadata": {"labels": {"a": "1", "b": "2"}}}
+    assert _matches(pod, "a=1,b=2")
+    assert not _matches(pod, "a=1,b=3")
