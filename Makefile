@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 PYTEST := $(VENV)/bin/pytest
 RUFF := $(VENV)/bin/ruff
 
-.PHONY: help venv tools test test-unit test-integration test-e2e lint format dev dev-down bench generate lock clean
+.PHONY: help venv tools test test-unit test-integration test-e2e lint format dev dev-down bench generate lock clean images images-lock test-images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -55,10 +55,29 @@ bench: venv tools ## Run the benchmarks (tables for BENCHMARKS.md)
 	$(PY) -m bench
 
 generate: venv ## Regenerate committed artefacts (CRD, rules, dashboards)
-	$(PY) -m hack.generate
+	$(PY) hack/generate.py
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile -q pyproject.toml --extra dev -o requirements.lock --python-version 3.11
 
 clean: dev-down ## Remove the virtualenv (the binary cache in ~/.cache/shepherd is kept)
 	rm -rf $(VENV)
+
+# --- container images (hack/build-images.sh; docs: images/*.Containerfile) ---------------------------
+IMAGE_LOCKS := $(patsubst images/%.in,images/%.requirements.txt,$(wildcard images/*.in))
+
+images: venv ## Build the operator and agent-service images offline (buildah) into build/images/*.oci.tar
+	PYTHON=$(abspath $(PY)) hack/build-images.sh
+
+test-images: venv tools ## Build the images and run their tests (opt-in: minutes when the base is not cached)
+	SHEPHERD_IMAGE_TESTS=1 $(PYTEST) tests/integration/images
+
+images-lock: $(IMAGE_LOCKS) ## Re-derive the images' hashed requirement sets from requirements.lock
+
+$(IMAGE_LOCKS): | $(VENV)/.installed
+
+images/build.requirements.txt: images/build.in
+	$(UV) pip compile -q $< --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make images-lock" -o $@
+
+images/%.requirements.txt: images/%.in requirements.lock
+	$(UV) pip compile -q $< -c requirements.lock --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command "make images-lock" -o $@
