@@ -130,13 +130,26 @@ class Cluster:
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         return path
 
+    def apply_crds(self, *paths: Path) -> None:
+        """Applies CRD files and waits until the apiserver serves them (Established)."""
+        names = []
+        for path in paths:
+            self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+            names += [doc["metadata"]["name"] for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+        def established() -> bool:
+            for name in names:
+                crd = self.get("crd", name, check=False) or {}
+                conditions = crd.get("status", {}).get("conditions") or []
+                if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                    return False
+            return True
+
+        wait_until(established, timeout=60, what=f"CRDs {names} to be Established")
+
     def install_upstream_crds(self) -> None:
         """Installs the real prometheus-operator and KEDA CRDs (generated from upstream Go types)."""
-        files = [self.crd_dir / name for name in UPSTREAM_CRDS]
-        for path in files:
-            self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-        names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in files]
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names])
+        self.apply_crds(*[self.crd_dir / name for name in UPSTREAM_CRDS])
 
     def ensure_persistent_volumes(self, count: int) -> None:
         """Static provisioning, as on a cluster without a dynamic provisioner: a default

@@ -1,5 +1,8 @@
-"""`make dev` / `make dev-down`: the local control plane, Redis, Prometheus and the operator, left
-running in the background, with Shepherd's CRD and examples applied.
+"""`make dev` / `make dev-down`: the local control plane, Redis and Prometheus left running in the
+background, Shepherd installed through its Helm chart, and the examples applied.
+
+kwok runs the chart's operator Pod without executing it, so the real `shepherd-operator` process is
+started beside it with that Pod's args, env and ServiceAccount identity (the pod bridge).
 
     python -m tests.harness.dev up      # prints the export KUBECONFIG=... line
     python -m tests.harness.dev down
@@ -11,16 +14,32 @@ import argparse
 import json
 import shutil
 import sys
-from pathlib import Path
 
 from . import components
 from .binaries import REPO
-from .processes import ManagedProcess, kill_pid
+from .podbridge import PodBridge
+from .processes import kill_pid, wait_until
 
 STATE_DIR = REPO / ".dev"
 STATE_FILE = STATE_DIR / "state.json"
-CRD_DIR = REPO / "charts" / "shepherd" / "crds"
+CHART = REPO / "charts" / "shepherd"
 EXAMPLES = REPO / "examples"
+RELEASE, SYSTEM_NAMESPACE = "shepherd", "shepherd-system"
+
+
+def install_shepherd(cluster, prometheus_url: str) -> list[int]:
+    """helm install, then the operator Pod run for real; returns the operator's pid."""
+    cluster.helm(
+        "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NAMESPACE, "--create-namespace",
+        "--set", f"defaults.prometheusUrl={prometheus_url}", "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    bridge = PodBridge(
+        cluster, SYSTEM_NAMESPACE, STATE_DIR / "logs", container="operator",
+        selector=f"app.kubernetes.io/instance={RELEASE}", entrypoint="shepherd-operator",
+        as_service_account=True, detach=True,
+    )  # fmt: skip
+    wait_until(lambda: bridge.sync() or bridge.bridged, timeout=60, what="the operator Pod to run")
+    return [pod.process.pid for pod in bridge.bridged.values()]
 
 
 def up() -> None:
@@ -37,22 +56,10 @@ def up() -> None:
         pids += [redis.process.pid, prometheus.process.pid]
         cluster.install_upstream_crds()
         cluster.ensure_persistent_volumes(20)
-        if CRD_DIR.is_dir() and any(CRD_DIR.glob("*.yaml")):
-            cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
-        operator = shutil.which("shepherd-operator", path=str(Path(sys.executable).parent))
-        if operator:
-            process = ManagedProcess(
-                "shepherd-operator",
-                [operator],
-                STATE_DIR / "logs",
-                env={"KUBECONFIG": str(cluster.kubeconfig)},
-            )
-            (STATE_DIR / "logs").mkdir(exist_ok=True)
-            pids.append(process.start(detach=True).pid)
-        if EXAMPLES.is_dir() and any(EXAMPLES.glob("*.yaml")):
-            namespace = "shepherd-examples"
-            cluster.kubectl("create", "namespace", namespace, check=False)
-            cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES), check=False)
+        pids += install_shepherd(cluster, prometheus.url)
+        namespace = "shepherd-examples"
+        cluster.kubectl("create", "namespace", namespace, check=False)
+        cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
     except BaseException:
         for pid in reversed(pids):
             kill_pid(pid)
@@ -70,6 +77,8 @@ def up() -> None:
         )
     )
     print(f"Local Shepherd environment is up (logs in {STATE_DIR}/kube/logs and {STATE_DIR}/logs).")
+    print("  Shepherd:   helm release 'shepherd' in shepherd-system; examples in shepherd-examples")
+    print("  Try:        kubectl get agd -n shepherd-examples")
     print(f"  Redis:      {redis.url}")
     print(f"  Prometheus: {prometheus.url}")
     print(f"export KUBECONFIG={cluster.kubeconfig}")

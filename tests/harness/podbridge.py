@@ -72,6 +72,12 @@ class PodBridge:
     container: str = "agent"
     selector: str = "app.kubernetes.io/component=agent"
     endpoint_overrides: dict[str, str] = field(default_factory=dict)
+    # The image's ENTRYPOINT, used when the container sets no command.
+    entrypoint: str = "agent-service"
+    # Give the process the Pod's ServiceAccount identity (a KUBECONFIG with a bound token), as the
+    # kubelet's projected token would: for Pods that talk to the apiserver, like the operator.
+    as_service_account: bool = False
+    detach: bool = False
     bridged: dict[str, BridgedPod] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,7 +146,7 @@ class PodBridge:
         return env
 
     def command(self, container: dict, env: dict[str, str], port: int) -> list[str]:
-        command = [_expand(part, env) for part in container.get("command", ["agent-service"])]
+        command = [_expand(part, env) for part in container.get("command", [self.entrypoint])]
         args = [_expand(part, env) for part in container.get("args", [])]
         executable = shutil.which(command[0], path=str(Path(sys.executable).parent)) or shutil.which(
             command[0]
@@ -157,6 +163,9 @@ class PodBridge:
         port = free_port()
         env = self.environment(pod, container)
         base = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(self.log_dir)}
+        if self.as_service_account:
+            account = pod["spec"].get("serviceAccountName", "default")
+            base["KUBECONFIG"] = str(self.cluster.kubeconfig_for_serviceaccount(self.namespace, account))
         name = pod["metadata"]["name"]
         process = ManagedProcess(
             f"pod-{name}",
@@ -164,7 +173,7 @@ class PodBridge:
             self.log_dir,
             {**base, **env},
             inherit_env=False,
-        ).start()
+        ).start(detach=self.detach)
         return BridgedPod(name, port, process, pod["metadata"].get("labels", {}))
 
     def sync(self) -> None:
