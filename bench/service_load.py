@@ -169,9 +169,11 @@ def run() -> str:
         started: list[ManagedProcess] = []
         try:
             full, full_url = start_shepherd(workdir, redis.url, full=True, otlp=otlp)
+            started.append(full)
             bare, bare_url = start_shepherd(workdir, redis.url, full=False, otlp=otlp)
+            started.append(bare)
             dev, dev_url = start_langgraph_dev(workdir)
-            started += [full, bare, dev]
+            started.append(dev)
             targets = [
                 ("Shepherd full stack", full_url, _token()),
                 ("Shepherd bare", bare_url, {}),

@@ -93,6 +93,7 @@ class ManagedProcess:
         try:
             wait_until(ready, timeout=timeout, what=f"{self.name} to become ready")
         except TimeoutError as error:
+            self.stop()  # one that never became ready must not outlive the caller
             raise TimeoutError(f"{error}\n--- {self.name} log tail ---\n{self.tail()}") from None
 
     def stop(self, timeout: float = 15) -> None:

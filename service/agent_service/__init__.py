@@ -1,0 +1,1 @@
+"""Shepherd agent service: a production runtime for LangGraph graphs."""

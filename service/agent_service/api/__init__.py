@@ -1,0 +1,1 @@
+"""HTTP API: the LangGraph Server endpoints the official SDK calls, plus health probes."""

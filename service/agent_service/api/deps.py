@@ -1,0 +1,44 @@
+"""Dependencies shared by the routers, defined once as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from agent_service.observability.context import current_request
+from agent_service.runtime import Runtime
+from agent_service.state.threads import ThreadNotFoundError
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def not_found(error: LookupError) -> HTTPException:
+    return HTTPException(status_code=404, detail=str(error))
+
+
+def current_tenant() -> str:
+    """The caller's tenant, set by the auth dependency (which runs first, for every API route)."""
+    return current_request().tenant
+
+
+def owned(thread: dict) -> dict:
+    """Another tenant's thread is reported missing, exactly like one that does not exist."""
+    if thread["tenant"] != current_tenant():
+        raise HTTPException(status_code=404, detail=f"thread {thread['thread_id']} not found")
+    return thread
+
+
+async def existing_thread(thread_id: str, runtime: RuntimeDep) -> dict:
+    try:
+        return owned(await runtime.threads.get(thread_id))
+    except ThreadNotFoundError as error:
+        raise not_found(error) from None
+
+
+ThreadDep = Annotated[dict, Depends(existing_thread)]

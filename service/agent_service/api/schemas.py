@@ -1,0 +1,126 @@
+"""Request bodies of the LangGraph Server API, as the official SDK sends them.
+
+Unknown fields are ignored rather than refused: the SDK sends options (webhook, feedback_keys,
+langsmith_tracer...) that this runtime does not act on, and must keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StreamMode = Literal[
+    "values", "updates", "messages-tuple", "messages", "custom", "debug", "tasks", "checkpoints", "events"
+]
+MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
+Json = dict[str, Any]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CheckpointRef(_Body):
+    thread_id: str | None = None
+    checkpoint_ns: str = ""
+    checkpoint_id: str | None = None
+    checkpoint_map: Json | None = None
+
+
+class AssistantSearch(_Body):
+    metadata: Json | None = None
+    graph_id: str | None = None
+    name: str | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class AssistantCount(_Body):
+    metadata: Json | None = None
+    graph_id: str | None = None
+    name: str | None = None
+
+
+class ThreadCreate(_Body):
+    thread_id: str | None = Field(default=None, min_length=1, max_length=256)
+    metadata: Json = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class ThreadPatch(_Body):
+    metadata: Json = Field(default_factory=dict)
+
+
+class ThreadSearch(_Body):
+    metadata: Json | None = None
+    values: Json | None = None
+    ids: list[str] | None = None
+    status: ThreadStatus | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "updated_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+
+
+class ThreadCount(_Body):
+    metadata: Json | None = None
+    values: Json | None = None
+    status: ThreadStatus | None = None
+
+
+class ThreadPrune(_Body):
+    thread_ids: list[str] = Field(max_length=1000)
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+
+class StateAtCheckpoint(_Body):
+    checkpoint: CheckpointRef
+    subgraphs: bool = False
+
+
+class StateUpdate(_Body):
+    values: Json | list[Json] | None = None
+    as_node: str | None = None
+    checkpoint: CheckpointRef | None = None
+    checkpoint_id: str | None = None
+
+
+class HistoryQuery(_Body):
+    limit: int = Field(default=10, ge=1, le=1000)
+    before: str | CheckpointRef | None = None
+    metadata: Json | None = None
+    checkpoint: CheckpointRef | None = None
+
+
+class CommandSpec(_Body):
+    update: Any = None
+    resume: Any = None
+    goto: str | list[str] | None = None
+
+
+class RunCreate(_Body):
+    assistant_id: str = Field(min_length=1)
+    input: Any = None
+    command: CommandSpec | None = None
+    stream_mode: StreamMode | list[StreamMode] = "values"
+    stream_subgraphs: bool = False
+    metadata: Json | None = None
+    config: Json | None = None
+    context: Json | None = None
+    checkpoint: CheckpointRef | None = None
+    checkpoint_id: str | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    multitask_strategy: MultitaskStrategy = "reject"
+    if_not_exists: Literal["create", "reject"] = "reject"
+    on_disconnect: Literal["cancel", "continue"] = "continue"
+    on_completion: Literal["delete", "keep"] = "delete"
+    durability: Literal["sync", "async", "exit"] | None = None
+
+    @property
+    def stream_modes(self) -> list[StreamMode]:
+        modes = [self.stream_mode] if isinstance(self.stream_mode, str) else self.stream_mode
+        return list(dict.fromkeys(modes)) or ["values"]

@@ -1,0 +1,1 @@
+"""Authentication, tenants, rate limits, request limits and security headers."""

@@ -1,0 +1,187 @@
+"""Every setting of the service, read from the environment once and validated at start-up.
+
+One class, grouped by concern. Each group is a block of fields with a comment header; add a
+new concern as a new block (field names map to upper-case environment variables).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class SettingsError(ValueError):
+    """Start-up refusal with one readable line per bad setting, named as its environment variable."""
+
+    def __init__(self, error: ValidationError):
+        lines = []
+        for problem in error.errors():
+            name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
+            lines.append(f"  {name}: {problem['msg']}")
+        super().__init__("invalid agent-service settings:\n" + "\n".join(lines))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    # --- graph ------------------------------------------------------------------------------
+    agent_graph: str = Field(
+        default="agent_service.graphs.reference_agent:build_graph",
+        description="LangGraph entrypoint `module:attr`: a compiled graph, a StateGraph or a factory.",
+    )
+    agent_graph_id: str = Field(default="agent", description="Graph id and default assistant id.")
+
+    # --- state (Redis) ----------------------------------------------------------------------
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Threads, runs, limits, budgets.")
+    redis_key_prefix: str = Field(default="shepherd", description="Prefix of every key this service writes.")
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, description="Connect and command timeout.")
+    redis_retry_after_seconds: int = Field(
+        default=5, ge=1, description="Retry-After sent while Redis is down."
+    )
+
+    # --- runs and lifecycle -----------------------------------------------------------------
+    run_timeout_seconds: float = Field(default=600.0, gt=0, description="A run still going after this fails.")
+    run_lock_ttl_seconds: float = Field(
+        default=30.0, gt=0, description="A thread whose replica died is free again after this long."
+    )
+    drain_grace_seconds: float = Field(
+        default=20.0, ge=0, description="On SIGTERM, in-flight runs get this long before being cancelled."
+    )
+
+    # --- LLM calls (agent_service/llm) ------------------------------------------------------
+    anthropic_api_key: SecretStr | None = Field(default=None, description="Unset: the offline stub model.")
+    anthropic_base_url: str | None = Field(
+        default=None, description="Messages API base URL (tests, proxies)."
+    )
+    llm_model: str = Field(default="claude-sonnet-4-6", description="Primary model.")
+    llm_fallback_models: Annotated[list[str], NoDecode] = Field(
+        default=["claude-haiku-4-5"],
+        description="Comma-separated models tried in order when one is unavailable.",
+    )
+    llm_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Deadline of one attempt (to first token)."
+    )
+    llm_max_retries: int = Field(default=2, ge=0, description="Retries per model on 429, 5xx, 529, timeouts.")
+    llm_backoff_base_seconds: float = Field(default=0.5, ge=0, description="First retry delay ceiling.")
+    llm_backoff_max_seconds: float = Field(
+        default=8.0, ge=0, description="Largest retry delay (and retry-after)."
+    )
+    llm_max_tokens: int = Field(default=1024, ge=1, description="max_tokens of each call.")
+    llm_max_concurrency: int = Field(default=16, ge=1, description="LLM calls in progress per replica.")
+    circuit_failure_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open it.")
+    circuit_recovery_seconds: float = Field(default=30.0, gt=0, description="Open this long, then half-open.")
+    circuit_half_open_probes: int = Field(
+        default=1, ge=1, description="Calls admitted (and needed) to close."
+    )
+    token_budget_per_request: int = Field(
+        default=0, ge=0, description="Tokens per HTTP request; 0 = no limit."
+    )
+    token_budget_per_day: int = Field(
+        default=0, ge=0, description="Tokens per tenant per UTC day; 0 = no limit."
+    )
+    cost_budget_usd_per_day: float = Field(
+        default=0.0, ge=0, description="USD per tenant per UTC day; 0 = none."
+    )
+
+    # --- security (agent_service/security) ---------------------------------------------------
+    auth_jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret (32+ bytes); enables auth."
+    )
+    auth_jwks_url: str | None = Field(
+        default=None, description="JWKS URL (RS256/ES256 tokens); enables auth."
+    )
+    auth_issuer: str | None = Field(default=None, description="Required `iss` (mandatory with JWKS).")
+    auth_audience: str | None = Field(default=None, description="Required `aud` (mandatory with JWKS).")
+    auth_tenant_claim: str = Field(default="tenant", description="Claim naming the caller's tenant.")
+    rate_limit_user_per_minute: int = Field(
+        default=0, ge=0, description="Requests per user per minute; 0 = off."
+    )
+    rate_limit_tenant_per_minute: int = Field(default=0, ge=0, description="Requests per tenant per minute.")
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1, description="Larger bodies get 413.")
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Comma-separated origins allowed by CORS; empty = no CORS headers."
+    )
+
+    # --- observability (agent_service/observability) -----------------------------------------
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint; unset = off."
+    )
+    otel_service_name: str = Field(default="agent-service", description="service.name of traces.")
+    log_level: str = Field(default="INFO", description="Root log level.")
+
+    @field_validator("agent_graph")
+    @classmethod
+    def _entrypoint_shape(cls, value: str) -> str:
+        if not _ENTRYPOINT.match(value):
+            raise ValueError(f"must look like 'package.module:attribute', got {value!r}")
+        return value
+
+    @field_validator("agent_graph_id")
+    @classmethod
+    def _graph_id_shape(cls, value: str) -> str:
+        if not _GRAPH_ID.match(value):
+            raise ValueError("must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("llm_fallback_models", "cors_allow_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return (
+            [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+        )
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # RFC 7518 3.2: an HS256 key must be at least as long as the hash (32 bytes).
+        if value is not None and (
+            len(value.get_secret_value().encode()) < 32 or "changethis" in value.get_secret_value()
+        ):
+            raise ValueError("must be at least 32 bytes of real secret")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_mode(self) -> Settings:
+        if self.auth_jwt_secret and self.auth_jwks_url:
+            raise ValueError("set AUTH_JWT_SECRET or AUTH_JWKS_URL, not both")
+        # JWKS keys are usually shared by every app of an identity provider: only iss+aud scope a token to us.
+        if self.auth_jwks_url and not (self.auth_issuer and self.auth_audience):
+            raise ValueError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_jwt_secret or self.auth_jwks_url)
+
+    @property
+    def llm_models(self) -> tuple[str, ...]:
+        """The fallback chain: primary first, duplicates dropped."""
+        return tuple(dict.fromkeys([self.llm_model, *self.llm_fallback_models]))
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a `SettingsError` naming every bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(error) from None

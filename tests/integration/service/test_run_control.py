@@ -1,0 +1,108 @@
+"""Cancelling runs (on this replica or another) and refusing a second run on a busy thread."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from langgraph_sdk import get_sync_client
+from langgraph_sdk.errors import ConflictError, NotFoundError
+
+from tests.harness.processes import wait_until
+
+QUESTION = {"messages": [{"role": "user", "content": "take your time"}]}
+
+
+def _wait_for_status(url: str, thread_id: str, run_id: str, status: str) -> None:
+    run_url = f"{url}/threads/{thread_id}/runs/{run_id}"
+    wait_until(lambda: httpx.get(run_url).json()["status"] == status, timeout=30, what=f"run status {status}")
+
+
+SLOW = {"AGENT_GRAPH": "slow_graph:graph", "SLOW_NODE_SECONDS": "600"}
+
+
+def test_a_busy_thread_rejects_a_second_run_then_cancel_frees_it(redis_url, start_service):
+    first = start_service(redis_url, **SLOW)
+    client = get_sync_client(url=first.url)
+    thread_id = client.threads.create()["thread_id"]
+    run = client.runs.create(thread_id, "agent", input=QUESTION)
+    _wait_for_status(first.url, thread_id, run["run_id"], "running")
+    assert client.threads.get(thread_id)["status"] == "busy"
+
+    with pytest.raises(ConflictError):
+        client.runs.create(thread_id, "agent", input=QUESTION, multitask_strategy="reject")
+
+    client.runs.cancel(thread_id, run["run_id"], wait=True)
+    assert client.runs.get(thread_id, run["run_id"])["status"] == "interrupted"
+    assert client.threads.get(thread_id)["status"] == "idle"
+
+
+def test_a_run_is_cancelled_through_another_replica(redis_url, start_service):
+    first, second = start_service(redis_url, **SLOW), start_service(redis_url, **SLOW)
+    thread_id = get_sync_client(url=first.url).threads.create()["thread_id"]
+    run = get_sync_client(url=first.url).runs.create(thread_id, "agent", input=QUESTION)
+    _wait_for_status(first.url, thread_id, run["run_id"], "running")
+
+    get_sync_client(url=second.url).runs.cancel(thread_id, run["run_id"], wait=True)
+
+    assert get_sync_client(url=first.url).runs.get(thread_id, run["run_id"])["status"] == "interrupted"
+
+
+def test_interrupt_strategy_replaces_the_running_run(redis_url, start_service):
+    first = start_service(redis_url, **SLOW)
+    client = get_sync_client(url=first.url)
+    thread_id = client.threads.create()["thread_id"]
+    old = client.runs.create(thread_id, "agent", input=QUESTION)
+    _wait_for_status(first.url, thread_id, old["run_id"], "running")
+
+    new = client.runs.create(thread_id, "agent", input=QUESTION, multitask_strategy="interrupt")
+    _wait_for_status(first.url, thread_id, new["run_id"], "running")
+
+    assert client.runs.get(thread_id, old["run_id"])["status"] == "interrupted"
+    client.runs.cancel(thread_id, new["run_id"], wait=True)
+
+
+def test_a_run_whose_replica_dies_is_failed_and_frees_its_thread(redis_url, start_service):
+    options = {**SLOW, "RUN_LOCK_TTL_SECONDS": "1"}
+    doomed, survivor = start_service(redis_url, **options), start_service(redis_url, **options)
+    thread_id = get_sync_client(url=doomed.url).threads.create()["thread_id"]
+    run = get_sync_client(url=doomed.url).runs.create(thread_id, "agent", input=QUESTION)
+    _wait_for_status(doomed.url, thread_id, run["run_id"], "running")
+
+    doomed.process.process.kill()
+    doomed.process.process.wait()
+    client = get_sync_client(url=survivor.url)
+    client.runs.join(thread_id, run["run_id"])  # returns once the survivor sees the run has no replica
+
+    assert client.runs.get(thread_id, run["run_id"])["status"] == "error"
+    assert client.threads.get(thread_id)["status"] == "error"
+    retry = client.runs.create(thread_id, "agent", input=QUESTION, multitask_strategy="reject")
+    _wait_for_status(survivor.url, thread_id, retry["run_id"], "running")
+    client.runs.cancel(thread_id, retry["run_id"], wait=True)
+
+
+def test_rollback_cancel_removes_the_run_and_its_checkpoints(redis_url, start_service):
+    service = start_service(redis_url, **SLOW)
+    client = get_sync_client(url=service.url)
+    thread_id = client.threads.create()["thread_id"]
+    run = client.runs.create(thread_id, "agent", input=QUESTION)
+    _wait_for_status(service.url, thread_id, run["run_id"], "running")
+    assert client.threads.get_history(thread_id)  # the run has written its input checkpoint
+
+    client.runs.cancel(thread_id, run["run_id"], wait=True, action="rollback")
+
+    assert client.threads.get_history(thread_id) == []
+    with pytest.raises(NotFoundError):
+        client.runs.get(thread_id, run["run_id"])
+
+
+def test_a_run_over_the_time_limit_ends_as_timeout(redis_url, start_service):
+    service = start_service(redis_url, **SLOW, RUN_TIMEOUT_SECONDS="1")
+    client = get_sync_client(url=service.url)
+    thread_id = client.threads.create()["thread_id"]
+
+    with pytest.raises(Exception, match="run exceeded RUN_TIMEOUT_SECONDS=1"):
+        client.runs.wait(thread_id, "agent", input=QUESTION)
+
+    (run,) = client.runs.list(thread_id)
+    assert run["status"] == "timeout"
+    assert client.threads.get(thread_id)["status"] == "idle"

@@ -1,0 +1,31 @@
+"""Our SSE frames decode with the SDK's own decoder, messages included."""
+
+from __future__ import annotations
+
+from agent_service.api.runs import _sse
+from agent_service.serialization import to_jsonable
+from langchain_core.messages import AIMessage
+from langgraph.types import Interrupt
+from langgraph_sdk.sse import SSEDecoder
+
+
+def _decode(frame: bytes):
+    decoder = SSEDecoder()
+    parts = [decoder.decode(line) for line in frame.split(b"\n")]
+    return [p for p in parts if p is not None]
+
+
+def test_a_frame_decodes_to_one_stream_part_with_the_data():
+    message = AIMessage("hello", id="m-1")
+    (part,) = _decode(_sse("messages|tools:1", [message, {"langgraph_node": "model"}]))
+    assert part.event == "messages|tools:1"
+    assert part.data[0]["content"] == "hello"
+    assert part.data[0]["type"] == "ai"
+    assert part.data[1] == {"langgraph_node": "model"}
+
+
+def test_graph_objects_become_plain_json():
+    value = to_jsonable({"__interrupt__": (Interrupt(value="approve?", id="i-1"),), "tags": {"a"}})
+    (interrupt,) = value["__interrupt__"]
+    assert (interrupt["value"], interrupt["id"]) == ("approve?", "i-1")
+    assert value["tags"] == ["a"]
