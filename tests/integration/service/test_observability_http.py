@@ -137,3 +137,14 @@ async def test_graph_nodes_and_llm_calls_get_spans(spans: InMemorySpanExporter) 
     assert llm_span.attributes["gen_ai.usage.output_tokens"] > 0
     assert names.count("graph.node model") == 2
     assert names.count("graph.node tools") == 1
+
+
+async def test_runs_through_the_api_get_node_spans(redis_url: str, spans: InMemorySpanExporter) -> None:
+    async with app_client(redis_url, otel_exporter_otlp_endpoint="http://127.0.0.1:4318") as (_, client):
+        spans.clear()
+        question = {"messages": [{"role": "user", "content": "What is an SLO?"}]}
+        response = await client.post("/runs/wait", json={"assistant_id": "agent", "input": question})
+        assert response.status_code == 200, response.text
+    names = [s.name for s in finished(spans)]
+    assert "graph.node model" in names
+    assert "POST /runs/wait" in names
