@@ -77,8 +77,9 @@ async def test_apply_use_observe_and_delete_an_agent(
 
     # Prometheus scraped both processes with the resource's labels.
     selector = f'namespace="{namespace}",agentdeployment="basic"'
-    result = prometheus.wait_for_query(f"sum by (pod) (agent_http_requests_total{{{selector}}})", timeout=60)
-    assert len(result) == 2
+    query = f"sum by (pod) (agent_http_requests_total{{{selector}}})"
+    wait_until(lambda: len(prometheus.query(query)) == 2, timeout=60, what="both pods scraped")
+    assert {r["metric"]["pod"] for r in prometheus.query(query)} == {first.name, second.name}
 
     kube.kubectl("delete", "agd", "basic", "-n", namespace, "--wait=true", "--timeout=60s")
     wait_until(

@@ -1,0 +1,1 @@
+"""Shepherd: a Kubernetes operator for LLM agent services with SLOs."""

@@ -1,0 +1,197 @@
+"""The one applier: server-side apply of desired children, pruning of unwanted ones, zero-write no-ops.
+
+For each reconcile it lists the live children of the resource (one LIST per known kind, by label
+selector), then for every desired object:
+
+* stamps ``shepherd.dev/input-hash`` (a hash of the desired object, prometheus-operator style);
+* skips it when the live object carries the same hash and still contains every desired field
+  (``contains``) — so a no-op reconcile sends no write at all, while an edited or deleted child
+  is re-applied (drift repair);
+* otherwise applies it with server-side apply, field manager ``shepherd``, ``force=true`` (only the
+  fields we send are ours; fields other controllers set, like HPA-owned replicas, are left alone).
+
+Live children that are no longer desired (autoscaling switched from HPA to KEDA, Redis switched to
+external, monitoring turned off) are deleted first (so an HPA and KEDA's HPA never coexist), but
+only when their controller ownerReference is this resource's uid. Kinds whose CRD is absent (404
+on LIST) are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+from shepherd.kube import KubeClient, KubeError, Outcome
+from shepherd.render.all import CHILD_KINDS, ChildKind, kind_of
+from shepherd.render.common import child_selector
+
+log = logging.getLogger(__name__)
+
+INPUT_HASH_ANNOTATION = "shepherd.dev/input-hash"
+
+
+def input_hash(obj: dict[str, Any]) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def stamped(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` with the input-hash annotation (computed over the object without it)."""
+    meta = dict(obj["metadata"])
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != INPUT_HASH_ANNOTATION}
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    digest = input_hash({**obj, "metadata": meta})
+    return {**obj, "metadata": {**meta, "annotations": {**annotations, INPUT_HASH_ANNOTATION: digest}}}
+
+
+def _same_scalar(want: Any, have: Any) -> bool:
+    if want == have:
+        return True
+    if isinstance(want, (str, int, float)) and isinstance(have, (str, int, float)):
+        try:
+            return parse_quantity(want) == parse_quantity(have)
+        except (ValueError, TypeError):
+            return str(want) == str(have)
+    return False
+
+
+def contains(live: Any, want: Any) -> bool:
+    """Whether ``live`` holds every field of ``want`` (extra live fields, e.g. defaults, are fine)."""
+    if isinstance(want, dict):
+        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in want.items())
+    if isinstance(want, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(want)
+            and all(contains(a, b) for a, b in zip(live, want, strict=True))
+        )
+    return _same_scalar(want, live)
+
+
+def _controller_uid(obj: dict[str, Any]) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("uid")
+    return None
+
+
+class ApplyError(Exception):
+    """The apiserver refused a desired object (422/403/...): a bug or a permission problem."""
+
+
+@dataclass
+class SyncResult:
+    applied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    #: Kinds wanted but not served by the apiserver (CRD not installed).
+    missing_kinds: list[str] = field(default_factory=list)
+    #: The live (or freshly applied) objects by (kind, name).
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> int:
+        return len(self.applied) + len(self.deleted)
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+async def list_children(
+    client: KubeClient, namespace: str, owner_name: str, kinds: tuple[ChildKind, ...] = CHILD_KINDS
+) -> tuple[dict[tuple[str, str], dict[str, Any]], set[str]]:
+    """Live children by (kind, name), and the kinds the apiserver does not serve."""
+    live: dict[tuple[str, str], dict[str, Any]] = {}
+    absent: set[str] = set()
+    selector = child_selector(owner_name)
+    results = await asyncio.gather(
+        *(client.list(k.api_version, k.plural, namespace, selector) for k in kinds)
+    )
+    for kind, result in zip(kinds, results, strict=True):
+        if result.outcome is Outcome.NOT_FOUND:
+            absent.add(kind.kind)
+            continue
+        if not result.ok:
+            raise KubeError(f"list {kind.plural}: {result.status_code} {result.message}")
+        for item in (result.body or {}).get("items") or []:
+            item.setdefault("kind", kind.kind)
+            item.setdefault("apiVersion", kind.api_version)
+            live[(kind.kind, item["metadata"]["name"])] = item
+    return live, absent
+
+
+async def sync(
+    client: KubeClient,
+    *,
+    namespace: str,
+    owner_name: str,
+    owner_uid: str,
+    desired: list[dict[str, Any]],
+    hold: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda _obj, _live: False,
+    first_time: bool = False,
+) -> SyncResult:
+    """Make the children of one resource match ``desired``: apply what differs, prune the rest.
+
+    ``hold(obj, live)`` returning True keeps an existing child as it is (a frozen rollout); a held child
+    that does not exist yet is created anyway, so a new resource always gets a workload.
+    ``first_time`` (the resource was never reconciled) skips the LISTs: everything is applied (an
+    idempotent server-side apply, should a crashed earlier attempt have created some of it) and
+    nothing can need pruning yet; the next resync does the full comparison.
+    """
+    result = SyncResult()
+    if first_time:
+        live, absent = {}, set()
+    else:
+        live, absent = await list_children(client, namespace, owner_name)
+    stamped_desired = [stamped(raw) for raw in desired]
+    wanted = {_key(obj) for obj in stamped_desired}
+    # Prune first: an autoscaler switched from HPA to KEDA must not briefly have two HPAs fighting.
+    for key, obj in live.items():
+        if key in wanted or _controller_uid(obj) != owner_uid:
+            continue
+        kind = kind_of(obj)
+        gone = await client.delete(
+            kind.api_version, kind.plural, namespace, key[1], obj["metadata"].get("uid")
+        )
+        if gone.ok or gone.outcome in (Outcome.NOT_FOUND, Outcome.CONFLICT):
+            result.deleted.append(f"{key[0]}/{key[1]}")
+        else:
+            raise ApplyError(f"delete {key[0]}/{key[1]}: {gone.status_code} {gone.message}")
+    for obj in stamped_desired:
+        kind = kind_of(obj)
+        key = _key(obj)
+        if kind.kind in absent:
+            if kind.kind not in result.missing_kinds:
+                result.missing_kinds.append(kind.kind)
+            continue
+        current = live.get(key)
+        label = f"{kind.kind}/{key[1]}"
+        if current is not None and contains(current, obj):
+            result.unchanged.append(label)
+            result.objects[key] = current
+            continue
+        if current is not None and hold(obj, current):
+            result.held.append(label)
+            result.objects[key] = current
+            continue
+        applied = await client.apply(obj, kind.plural)
+        if applied.outcome is Outcome.NOT_FOUND and kind.optional:
+            result.missing_kinds.append(kind.kind)  # CRD removed since the LIST
+            continue
+        if not applied.ok:
+            raise ApplyError(f"apply {label}: {applied.status_code} {applied.message}")
+        result.applied.append(label)
+        result.objects[key] = applied.body or obj
+    return result

@@ -1,0 +1,166 @@
+"""Thin kopf handlers with explicit ids; all work happens in ``shepherd.reconcile``.
+
+* ``configure`` (startup): kopf settings in one place, the shared ``Reconciler`` in ``memo``, and
+  the fleet's one budget watcher task (``shepherd.budget.watcher``; ``SHEPHERD_BUDGET_WATCHER=0``
+  turns it off); the reconcile asks ``shepherd.budget.gate.FreezeGate`` whether a change is held.
+* ``reconcile`` (resume + create + update of an AgentDeployment): one function for all three.
+* resync: one loop for the fleet (``shepherd.resync``, started by ``configure``), every
+  ``SHEPHERD_RESYNC_SECONDS`` (300): drift repair and status refresh; a no-op sends no writes.
+* ``child-deployment`` (event on Deployments labelled managed-by=shepherd): replica counts reach
+  the owner's status as Pods become ready, and a deleted/edited Deployment is repaired at once.
+  The owner's body comes from the ``owners`` index (kopf keeps it from its watch: no GET).
+
+Deleting an AgentDeployment needs no handler (and so no finalizer): its children carry a
+controller ownerReference and the garbage collector removes them even while the operator is down.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from shepherd import api, metrics, webhook
+from shepherd.apply import ApplyError
+from shepherd.budget.gate import FreezeGate
+from shepherd.budget.watcher import BudgetWatcher, watcher_enabled
+from shepherd.budget.watcher import settings_from_env as watcher_settings
+from shepherd.kube import KubeClient, KubeError
+from shepherd.reconcile import Reconciler
+from shepherd.render.common import MANAGED_BY, OWNER_LABEL
+from shepherd.resync import Resync
+
+RESYNC_SECONDS = float(os.environ.get("SHEPHERD_RESYNC_SECONDS", "300"))
+ANNOTATION_PREFIX = "shepherd.dev"
+RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
+#: Namespaces (glob patterns allowed) the operator serves; empty = all. Set by ``shepherd.__main__``.
+NAMESPACES: list[str] = []
+
+
+@kopf.on.startup(id="configure")
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # A silently dead watch is re-established instead of leaving resources unreconciled.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    # kopf's bookkeeping under Shepherd's own annotation prefix.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+    # Shepherd posts its own Events on condition transitions; kopf only posts warnings and errors.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "shepherd-operator"
+    webhook_ca = webhook.configure(settings)  # optional freeze admission webhook (SHEPHERD_WEBHOOK_ENABLED)
+    client = KubeClient.from_environment()
+    await webhook.publish_ca(client, webhook_ca)  # chart selfSigned mode: the caBundle
+    # The error-budget policy reaches the reconcile as a verdict provider; the budget watcher is one
+    # task for the whole fleet (not a per-resource timer), started here and cancelled at cleanup.
+    gate = FreezeGate()
+    memo.reconciler = Reconciler(client, verdicts=gate)
+    # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics.
+    memo.resources = metrics.ResourceCache()
+    metrics.register_objectives(memo.resources)
+    # One resync loop for the fleet (a kopf timer would add a task and a finalizer per resource).
+    memo.resync = Resync(
+        client, lambda body: _counted(memo, body), interval=RESYNC_SECONDS, namespaces=list(NAMESPACES)
+    )
+    memo.resync.start()
+    if watcher_enabled():
+        memo.budget_watcher = BudgetWatcher(
+            client,
+            reconcile=memo.reconciler.reconcile,
+            ledger=gate.ledger,
+            namespaces=list(NAMESPACES),
+            **watcher_settings(),
+        )
+        memo.budget_watcher.start()
+
+
+webhook.register()  # its handler, registered only when the webhook is enabled
+
+
+@kopf.on.cleanup(id="close-client")
+async def close_client(memo: kopf.Memo, **_: Any) -> None:
+    watcher = getattr(memo, "budget_watcher", None)
+    if watcher is not None:
+        await watcher.stop()
+    resync = getattr(memo, "resync", None)
+    if resync is not None:
+        await resync.stop()
+    reconciler = getattr(memo, "reconciler", None)
+    if reconciler is not None:
+        await reconciler.client.close()
+
+
+async def _counted(memo: Any, body: Any, *, first_time: bool = False) -> dict[str, Any]:
+    """Reconcile with the metrics and the objectives cache kept up to date."""
+    body = dict(body)
+    meta = body.get("metadata") or {}
+    labels = (meta.get("namespace", ""), meta.get("name", ""))
+    memo.resources.put(body)
+    metrics.RECONCILE_TOTAL.labels(*labels).inc()
+    try:
+        return await memo.reconciler.reconcile(body, first_time=first_time)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(*labels).inc()
+        raise
+
+
+async def _run(memo: kopf.Memo, body: Any, *, first_time: bool = False) -> dict[str, Any]:
+    try:
+        return await _counted(memo, body, first_time=first_time)
+    except KubeError as exc:
+        raise kopf.TemporaryError(str(exc), delay=10) from exc
+    except ApplyError as exc:  # a refused child: retried on the next spec change or resync
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+@kopf.on.resume(*RESOURCE, id="reconcile")
+@kopf.on.create(*RESOURCE, id="reconcile")
+@kopf.on.update(*RESOURCE, id="reconcile")
+async def reconcile(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> None:
+    await _run(memo, body, first_time=reason == "create")
+
+
+@kopf.index(*RESOURCE, id="owners")
+def owners(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest body of every AgentDeployment, kept by kopf from its watch (no GET per child event)."""
+    return {(namespace, name): copy.deepcopy(dict(body))}
+
+
+@kopf.on.event(
+    "apps",
+    "v1",
+    "deployments",
+    id="child-deployment",
+    labels={"app.kubernetes.io/managed-by": MANAGED_BY, OWNER_LABEL: kopf.PRESENT},
+)
+async def child_deployment(
+    type: str | None, body: kopf.Body, namespace: str, memo: kopf.Memo, owners: kopf.Index, **_: Any
+) -> None:
+    found = list(owners.get((namespace, body.metadata.labels.get(OWNER_LABEL)), []))
+    if not found:
+        return  # owner gone (GC follows) or not seen yet (its own create handler reconciles it)
+    owner = found[0]
+    if type == "DELETED":
+        await _run(memo, owner)  # drift: recreate it now
+        return
+    try:
+        # The indexed body may lag behind; a stale status write gets a 409 and is recomputed.
+        await memo.reconciler.refresh_from_deployment(owner, dict(body))
+    except KubeError as exc:
+        raise kopf.TemporaryError(str(exc), delay=10) from exc
+
+
+@kopf.on.delete(*RESOURCE, id="forget", optional=True)
+async def forget(uid: str, memo: kopf.Memo, **_: Any) -> None:
+    """Drop per-resource state (optional: adds no finalizer, may miss deletions while down)."""
+    memo.reconciler.forget(uid)
+    memo.resources.drop(uid)

@@ -1,0 +1,217 @@
+"""The one Kubernetes API wrapper: async HTTP, typed outcomes, a count of reads and writes.
+
+Every call the operator makes goes through ``KubeClient.request``. It maps 404, 409 and 422 (and
+403) to ``Outcome`` values instead of exceptions, so callers decide what each means, and it never
+hides drift: a 409 from an apply with ``force`` cannot happen, a 409 anywhere else is returned.
+A 429 is retried a few times in place (honouring ``Retry-After``); transport errors, 5xx and
+persistent 429s raise ``KubeError`` (the handler turns that into a kopf retry).
+
+Credentials come from the standard loaders of the ``kubernetes`` package (in-cluster service
+account, else ``KUBECONFIG``/``~/.kube/config``); requests are made with ``httpx`` so handlers stay
+async end to end without a thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import ssl
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "shepherd"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: 429 answers retried in place (with Retry-After, at most ~4 s in all) before giving up to kopf.
+THROTTLE_RETRIES = 3
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    NOT_FOUND = "not_found"  # 404: object absent, or its kind/CRD absent
+    CONFLICT = "conflict"  # 409: exists already, or resourceVersion/uid precondition failed
+    INVALID = "invalid"  # 422: the apiserver rejected the object (schema, CEL, immutable field)
+    FORBIDDEN = "forbidden"  # 403: RBAC or admission said no
+    BAD_REQUEST = "bad_request"  # 400
+
+
+_OUTCOMES = {
+    404: Outcome.NOT_FOUND,
+    409: Outcome.CONFLICT,
+    422: Outcome.INVALID,
+    403: Outcome.FORBIDDEN,
+    400: Outcome.BAD_REQUEST,
+}
+
+
+class KubeError(Exception):
+    """A transport error or a 5xx/unexpected status: worth a retry, not a verdict on the object."""
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    status_code: int
+    body: dict[str, Any] | None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+def load_configuration() -> k8s_client.Configuration:
+    """In-cluster credentials when available, else the kubeconfig (``KUBECONFIG``)."""
+    cfg = k8s_client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        k8s_config.load_incluster_config(client_configuration=cfg)
+    else:
+        k8s_config.load_kube_config(client_configuration=cfg)
+    return cfg
+
+
+def path_for(api_version: str, plural: str, namespace: str | None = None, name: str | None = None) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if namespace:
+        base += f"/namespaces/{quote(namespace)}"
+    base += f"/{plural}"
+    if name:
+        base += f"/{quote(name)}"
+    return base
+
+
+class KubeClient:
+    """A small async client over one connection pool. ``counts`` tallies requests by method."""
+
+    def __init__(
+        self, cfg: k8s_client.Configuration, *, max_connections: int = 32, timeout: float = 30
+    ) -> None:
+        self._cfg = cfg
+        verify = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+        if not cfg.verify_ssl:
+            verify.check_hostname = False
+            verify.verify_mode = ssl.CERT_NONE
+        if cfg.cert_file:
+            verify.load_cert_chain(cfg.cert_file, cfg.key_file)
+        self._http = httpx.AsyncClient(
+            base_url=cfg.host,
+            verify=verify,
+            timeout=httpx.Timeout(timeout, connect=10),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"Accept": "application/json", "User-Agent": "shepherd-operator"},
+        )
+        self.counts: Counter[str] = Counter()
+
+    @classmethod
+    def from_environment(cls, **kwargs: Any) -> KubeClient:
+        return cls(load_configuration(), **kwargs)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _auth_headers(self) -> dict[str, str]:
+        token = self._cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
+        return {"Authorization": token} if token else {}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Result:
+        headers = self._auth_headers()
+        content = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            content = json.dumps(body).encode()
+        for attempt in range(THROTTLE_RETRIES + 1):
+            self.counts[method] += 1
+            try:
+                resp = await self._http.request(method, path, content=content, params=params, headers=headers)
+            except httpx.HTTPError as exc:
+                raise KubeError(f"{method} {path}: {exc!r}") from exc
+            if resp.status_code != 429 or attempt == THROTTLE_RETRIES:
+                break
+            # Throttled (priority & fairness) or a CRD's storage still initialising: brief backoff.
+            await asyncio.sleep(min(float(resp.headers.get("Retry-After") or 1), 2.0) * (attempt + 1) / 2)
+        data: dict[str, Any] | None
+        try:
+            data = resp.json() if resp.content else None
+        except ValueError:
+            data = None
+        if resp.status_code < 300:
+            return Result(Outcome.OK, resp.status_code, data)
+        message = (data or {}).get("message", resp.text[:500]) if isinstance(data, dict) else resp.text[:500]
+        outcome = _OUTCOMES.get(resp.status_code)
+        if outcome is None:
+            raise KubeError(f"{method} {path}: HTTP {resp.status_code}: {message}")
+        return Result(outcome, resp.status_code, data, message)
+
+    # Verbs used by the operator (and listed in shepherd.rbac).
+
+    async def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Result:
+        return await self.request("GET", path_for(api_version, plural, namespace, name))
+
+    async def list(self, api_version: str, plural: str, namespace: str | None, selector: str) -> Result:
+        return await self.request(
+            "GET", path_for(api_version, plural, namespace), params={"labelSelector": selector}
+        )
+
+    async def apply(self, obj: dict[str, Any], plural: str, *, force: bool = True) -> Result:
+        """Server-side apply with the one field manager; ``force`` takes over conflicting fields."""
+        meta = obj["metadata"]
+        return await self.request(
+            "PATCH",
+            path_for(obj["apiVersion"], plural, meta.get("namespace"), meta["name"]),
+            body=obj,
+            params={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def delete(
+        self, api_version: str, plural: str, namespace: str, name: str, uid: str | None
+    ) -> Result:
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        return await self.request("DELETE", path_for(api_version, plural, namespace, name), body=body)
+
+    async def patch_status(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> Result:
+        """Merge-patch ``status``; with ``resource_version`` a concurrent change gives CONFLICT."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self.request(
+            "PATCH",
+            path_for(api_version, plural, namespace, name) + "/status",
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+
+    async def create_event(self, namespace: str, event: dict[str, Any]) -> Result:
+        return await self.request("POST", path_for("v1", "events", namespace), body=event)

@@ -1,0 +1,74 @@
+"""The operator's own ``/metrics``: reconcile counters and the fleet's ``shepherd_slo_*`` objectives.
+
+``shepherd_reconcile_total`` / ``shepherd_reconcile_errors_total`` (labels ``namespace``,
+``agentdeployment``) feed the ``ShepherdReconcileErrors`` alert of ``shepherd.slo.rules``; the
+objectives come from ``shepherd.slo.objectives.ObjectivesCollector`` over ``ResourceCache``, an
+in-memory copy of every AgentDeployment the operator has seen (no API call at scrape time).
+Scrape the operator with ``honor_labels: true`` so ``namespace`` stays the resource's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, start_http_server
+
+from shepherd.slo.objectives import ObjectivesCollector
+
+log = logging.getLogger(__name__)
+
+RECONCILE_TOTAL = Counter("shepherd_reconcile", "Reconciliations attempted", ["namespace", "agentdeployment"])
+RECONCILE_ERRORS = Counter(
+    "shepherd_reconcile_errors", "Reconciliations that ended in an error", ["namespace", "agentdeployment"]
+)
+
+
+class ResourceCache:
+    """The latest body (metadata and spec) of every AgentDeployment, by uid."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, dict[str, Any]] = {}
+
+    def put(self, body: Mapping[str, Any]) -> None:
+        meta = dict(body.get("metadata") or {})
+        if meta.get("uid"):
+            self._items[meta["uid"]] = {
+                "apiVersion": body.get("apiVersion"),
+                "kind": body.get("kind"),
+                "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
+                "spec": dict(body.get("spec") or {}),
+            }
+
+    def drop(self, uid: str) -> None:
+        self._items.pop(uid, None)
+
+    def values(self) -> list[dict[str, Any]]:
+        return list(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_registered: set[int] = set()
+
+
+def register_objectives(cache: ResourceCache) -> None:
+    """Serve ``shepherd_slo_*`` for ``cache`` (once per cache and process)."""
+    if id(cache) in _registered:
+        return
+    REGISTRY.register(ObjectivesCollector(cache.values))
+    _registered.add(id(cache))
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """Expose ``/metrics`` on ``address:port`` in a background thread; port 0 disables it."""
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=address)
+    except OSError as exc:  # reconciling matters more than metrics: say so loudly, keep going
+        log.error("cannot serve metrics on %s:%d: %s", address, port, exc)
+        return
+    log.info("metrics on http://%s:%d/metrics", address, port)

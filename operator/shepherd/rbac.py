@@ -1,0 +1,67 @@
+"""The operator's RBAC rules, as data: the one source the chart's ClusterRole is rendered from.
+
+Each rule lists exactly the verbs the code uses (see ``shepherd.kube`` and ``shepherd.apply``):
+children are listed (one LIST per kind per reconcile), applied (server-side apply is a PATCH that
+may create) and pruned (DELETE); Deployments are also watched (``child-deployment`` handler);
+Secrets are only read, to report a missing key; AgentDeployments are watched and annotated by
+kopf, their status patched, and ``finalizers`` updated because children set blockOwnerDeletion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shepherd import api
+from shepherd.render.all import CHILD_KINDS
+
+CHILD_VERBS = ["list", "create", "patch", "delete"]
+
+
+def rules() -> list[dict[str, Any]]:
+    """PolicyRules of the operator's ClusterRole (deterministic order)."""
+    out: list[dict[str, Any]] = [
+        {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "verbs": ["patch"]},
+        {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/finalizers"], "verbs": ["update"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]
+    by_group: dict[str, list[str]] = {}
+    for kind in CHILD_KINDS:
+        by_group.setdefault(kind.group, []).append(kind.plural)
+    for group, plurals in by_group.items():
+        out.append({"apiGroups": [group], "resources": sorted(plurals), "verbs": list(CHILD_VERBS)})
+    # The child-deployment handler watches Deployments (kopf lists, then watches).
+    out.append({"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["watch"]})
+    # kopf, when restricted with --namespace, watches Namespaces to follow the ones that match.
+    out.append({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]})
+    # kopf watches CRDs to notice its resources appearing and going (resource discovery).
+    out.append(
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        }
+    )
+    return out
+
+
+def cluster_role(name: str = "shepherd-operator", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": dict(labels or {"app.kubernetes.io/name": "shepherd"})},
+        "rules": rules(),
+    }
+
+
+def cluster_role_binding(
+    namespace: str, service_account: str, name: str = "shepherd-operator", role: str = "shepherd-operator"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
+    }

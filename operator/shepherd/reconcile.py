@@ -1,0 +1,319 @@
+"""One reconcile: desired = render(spec, policy verdict); apply; status.
+
+The error-budget policy (``shepherd.budget``, another module) decides whether rollouts are frozen;
+it reaches this module as a ``VerdictProvider`` — a function from the resource to a ``Verdict`` —
+so the reconcile never queries Prometheus itself. Rule and dashboard content reaches the monitoring
+renderer the same way, through a ``ContentProvider``. Both default to harmless stand-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from shepherd import api, apply, status
+from shepherd.api import AgentDeployment, FreezeLevel
+from shepherd.budget.policy import scaling_only
+from shepherd.kube import KubeClient, KubeError, Outcome
+from shepherd.render import render_all, service_env, workload
+from shepherd.render.monitoring import MonitoringContent, placeholder_content
+
+log = logging.getLogger(__name__)
+
+CHANGE_CLASS_ANNOTATION = "shepherd.dev/change-class"
+FREEZE_OVERRIDE_ANNOTATION = "shepherd.dev/freeze-override"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The error-budget policy's answer for one resource; the default lets everything through."""
+
+    level: FreezeLevel = FreezeLevel.none
+    reason: str = ""
+
+    def blocks(self, resource: AgentDeployment) -> str | None:
+        """Why a workload change of ``resource`` must wait, or None if it may roll out."""
+        if self.level == FreezeLevel.none:
+            return None
+        if resource.annotations.get(FREEZE_OVERRIDE_ANNOTATION):
+            return None
+        critical = resource.annotations.get(CHANGE_CLASS_ANNOTATION) == "critical"
+        if self.level == FreezeLevel.non_critical and critical:
+            return None
+        return f"rollouts frozen ({self.level.value}): {self.reason}".rstrip(": ")
+
+
+NOT_FROZEN = Verdict()
+VerdictProvider = Callable[[AgentDeployment], Verdict]
+ContentProvider = Callable[[AgentDeployment], MonitoringContent]
+
+_MONITORING_KINDS = {"PodMonitor", "PrometheusRule", "ScaledObject"}
+#: Ready reasons of operator-only problems (see ``_reconcile``): a child event re-runs the full check.
+PROBLEM_REASONS = frozenset(
+    {"InvalidSpec", "InvalidGraph", "SecretMissing", "SecretUnreadable", "SecretKeyMissing", "ApplyFailed"}
+)
+
+
+@dataclass
+class Reconciler:
+    """Holds the API client and the providers; ``reconcile`` is safe to call concurrently."""
+
+    client: KubeClient
+    verdicts: VerdictProvider = field(default=lambda _r: NOT_FROZEN)
+    content: ContentProvider = field(default=placeholder_content)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: resourceVersion of the newest agent Deployment seen per owner uid: older snapshots (events
+    #: still queued after a reconcile read a newer one) must not roll the status back.
+    _seen: dict[str, int] = field(default_factory=dict)
+
+    def _lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+        self._seen.pop(uid, None)
+
+    def _newest(self, uid: str, deployment: dict[str, Any] | None) -> bool:
+        """Record ``deployment``'s resourceVersion; False if a newer one was seen already."""
+        try:
+            version = int(((deployment or {}).get("metadata") or {}).get("resourceVersion", ""))
+        except ValueError:
+            return True  # not an etcd revision: cannot order, accept
+        if version < self._seen.get(uid, 0):
+            return False
+        self._seen[uid] = version
+        return True
+
+    async def reconcile(self, body: dict[str, Any], *, first_time: bool = False) -> dict[str, Any]:
+        """Reconcile one AgentDeployment body; returns a summary (for logs and tests).
+
+        ``first_time`` (the create handler) skips listing children: see ``apply.sync``.
+        """
+        meta = body.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return {"skipped": "deleting"}  # garbage collection removes the children
+        async with self._lock(meta.get("uid", "")):
+            return await self._reconcile(body, first_time=first_time)
+
+    async def _reconcile(self, body: dict[str, Any], *, first_time: bool = False) -> dict[str, Any]:
+        meta = body["metadata"]
+        generation = int(meta.get("generation", 0))
+        current_status = dict(body.get("status") or {})
+        try:
+            resource = api.parse(body)
+        except ValidationError as exc:
+            problem = ("InvalidSpec", _short(exc))
+            await self._write_status(
+                body,
+                current_status,
+                status.Outcome(generation, status.WorkloadObservation(), problem=problem),
+            )
+            return {"problem": problem}
+
+        problem = api.graph_problem(resource.spec.graph) and (
+            "InvalidGraph",
+            api.graph_problem(resource.spec.graph),
+        )
+        if not problem:
+            problem = await self._missing_secret(resource)
+        if problem:
+            live, _ = await apply.list_children(self.client, resource.namespace, resource.name)
+            observation = status.observe_deployment(live.get(("Deployment", resource.name)))
+            outcome = status.Outcome(generation, observation, problem=problem)
+            await self._write_status(body, current_status, outcome)
+            return {"problem": problem}
+
+        children = render_all(resource, self.content(resource))
+        block = self.verdicts(resource).blocks(resource)
+        workload_keys = {(o["kind"], o["metadata"]["name"]) for o in children.workload}
+        try:
+            result = await apply.sync(
+                self.client,
+                namespace=resource.namespace,
+                owner_name=resource.name,
+                owner_uid=resource.uid,
+                desired=children.all,
+                first_time=first_time and not current_status.get("observedGeneration"),
+                # Scaling (a replicas-only difference) is never held; a rollback makes desired == live.
+                hold=lambda obj, live: (
+                    bool(block)
+                    and (obj["kind"], obj["metadata"]["name"]) in workload_keys
+                    and not scaling_only(obj, live)
+                ),
+            )
+        except apply.ApplyError as exc:
+            # The apiserver refused a child (an immutable field, a webhook, RBAC): say so on the
+            # resource, then let the caller decide about retries.
+            live, _ = await apply.list_children(self.client, resource.namespace, resource.name)
+            observation = status.observe_deployment(live.get(("Deployment", resource.name)))
+            outcome = status.Outcome(generation, observation, problem=("ApplyFailed", str(exc)))
+            await self._write_status(body, current_status, outcome)
+            raise
+        live_deployment = result.objects.get(("Deployment", resource.name))
+        self._newest(resource.uid, live_deployment)
+        observation = status.observe_deployment(live_deployment)
+        wanted_missing = [k for k in result.missing_kinds if k in _MONITORING_KINDS]
+        held = ("FrozenByErrorBudget", block) if result.held and block else None
+        outcome = status.Outcome(
+            generation,
+            observation,
+            held=held,
+            missing_monitoring=wanted_missing,
+            applied_image=None if held else resource.spec.image,
+            pending_image=resource.spec.image if held else None,
+        )
+        await self._write_status(body, current_status, outcome)
+        if result.writes:
+            log.info(
+                "%s/%s: applied %s, deleted %s",
+                resource.namespace,
+                resource.name,
+                result.applied,
+                result.deleted,
+            )
+        return {
+            "applied": result.applied,
+            "deleted": result.deleted,
+            "held": result.held,
+            "missing": result.missing_kinds,
+        }
+
+    async def refresh_from_deployment(
+        self, body: dict[str, Any], deployment: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Status from a child Deployment's event, without listing children (the common case).
+
+        Does nothing while the owner's status is behind its spec (that generation's reconcile is
+        still to run, and reads the Deployment itself). Falls back to a full ``reconcile`` when the
+        event may mean more than a replica count: a problem or a held change is on record, or the
+        live Deployment no longer contains what we would render (drift).
+        """
+        meta = body.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return {"skipped": "deleting"}
+        async with self._lock(meta.get("uid", "")):
+            current = dict(body.get("status") or {})
+            try:
+                resource = api.parse(body)
+            except ValidationError:
+                resource = None
+            if resource is not None and current.get("observedGeneration") != resource.generation:
+                # The indexed body may predate our own status write (we hold the lock now, so that
+                # write is done): read it fresh. If this generation is really not reconciled yet,
+                # its reconcile is queued (kopf retries it) and reads the Deployment itself.
+                fresh = await self.client.get(api.API_VERSION, api.PLURAL, resource.namespace, resource.name)
+                if not fresh.ok or not fresh.body:
+                    return {"skipped": "owner gone"}
+                body, current = fresh.body, dict(fresh.body.get("status") or {})
+                if current.get("observedGeneration") != int(body["metadata"].get("generation", 0)):
+                    return {"skipped": "generation not reconciled yet"}
+            if not self._newest(meta.get("uid", ""), deployment):
+                return {"skipped": "older Deployment snapshot"}
+            ready = status.condition(current, status.READY) or {}
+            if (
+                resource is None
+                or current.get("pending")
+                or ready.get("reason") in PROBLEM_REASONS
+                or not apply.contains(deployment, apply.stamped(workload.deployment(resource)))
+            ):
+                return await self._reconcile(body)
+            outcome = status.Outcome(
+                resource.generation,
+                status.observe_deployment(deployment),
+                missing_monitoring=list(current.get("monitoring") or []),
+                applied_image=resource.spec.image,
+            )
+            await self._write_status(body, current, outcome)
+            return {"refreshed": True}
+
+    async def _missing_secret(self, resource: AgentDeployment) -> tuple[str, str] | None:
+        for ref in service_env.referenced_secrets(resource):
+            got = await self.client.get("v1", "secrets", resource.namespace, ref.name)
+            if got.outcome is Outcome.NOT_FOUND:
+                return "SecretMissing", f"Secret {resource.namespace}/{ref.name} does not exist."
+            if not got.ok:
+                return "SecretUnreadable", f"Secret {resource.namespace}/{ref.name}: {got.message}"
+            data = (got.body or {}).get("data") or {}
+            if ref.key not in data:
+                return "SecretKeyMissing", f"Secret {resource.namespace}/{ref.name} has no key {ref.key!r}."
+        return None
+
+    async def _write_status(
+        self, body: dict[str, Any], current: dict[str, Any], outcome: status.Outcome
+    ) -> None:
+        """Write our part of the status if it changed, never clobbering another writer's.
+
+        ``conditions`` is one list shared with the budget watcher and a merge patch replaces it
+        whole, so the patch carries ``resourceVersion``: if the status changed since ``body`` was
+        read, the apiserver answers 409 and we recompute from a fresh read.
+        """
+        meta = body["metadata"]
+        for _attempt in range(4):
+            new = status.compute(current, outcome)
+            patch = status.patch_for(current, new)
+            if patch is None:
+                break
+            log.debug("%s/%s: status patch %s", meta["namespace"], meta["name"], patch)
+            res = await self.client.patch_status(
+                api.API_VERSION,
+                api.PLURAL,
+                meta["namespace"],
+                meta["name"],
+                patch,
+                meta.get("resourceVersion"),
+            )
+            if res.outcome is Outcome.CONFLICT:
+                fresh = await self.client.get(api.API_VERSION, api.PLURAL, meta["namespace"], meta["name"])
+                if not fresh.ok or not fresh.body:
+                    return
+                body, meta = fresh.body, fresh.body["metadata"]
+                if int(meta.get("generation", 0)) != outcome.generation:
+                    return  # the spec moved on: the update handler reconciles it
+                current = dict(body.get("status") or {})
+                continue
+            if res.outcome is Outcome.NOT_FOUND:
+                return  # deleted meanwhile
+            if not res.ok:
+                raise KubeError(f"patch status: {res.status_code} {res.message}")
+            break
+        else:
+            raise KubeError("status kept changing under us (4 conflicts)")
+        for event in status.events_for(current, new):
+            await self.client.create_event(meta["namespace"], _event(body, event))
+
+
+def _short(exc: ValidationError) -> str:
+    errors = exc.errors()[:3]
+    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
+
+
+def _event(body: dict[str, Any], event: status.EventSpec) -> dict[str, Any]:
+    meta = body["metadata"]
+    timestamp = status.now()
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message[:1024],
+        "source": {"component": "shepherd-operator"},
+        "reportingComponent": "shepherd.dev/operator",
+        "reportingInstance": "shepherd-operator",
+        "firstTimestamp": timestamp,
+        "lastTimestamp": timestamp,
+        "count": 1,
+    }

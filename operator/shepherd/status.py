@@ -1,0 +1,308 @@
+"""Status of an AgentDeployment: conditions, printer-column fields and the Events that go with them.
+
+Pure functions: they take the live status and observations, and return the new status (a dict in
+the CRD's camelCase shape). Writing it, and posting Events, is the reconciler's job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from shepherd.api import AgentDeploymentStatus, Condition, ConditionStatus
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+FROZEN = "Frozen"
+ERROR_BUDGET_HEALTHY = "ErrorBudgetHealthy"
+CIRCUITS_CLOSED = "CircuitsClosed"
+PROMETHEUS_REACHABLE = "PrometheusReachable"
+#: Operator-specific: whether every wanted monitoring object could be created.
+MONITORING_READY = "MonitoringReady"
+
+#: Keys of ``status`` this module owns; others (errorBudget, freeze, circuits, ...) are left alone.
+OWNED_KEYS = (
+    "observedGeneration",
+    "conditions",
+    "replicas",
+    "readyReplicas",
+    "ready",
+    "image",
+    "released",
+    "pending",
+    "monitoring",
+)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ConditionUpdate:
+    """A condition to set: type, True/False/Unknown, a CamelCase reason and a human message."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+def set_conditions(
+    current: list[dict[str, Any]], updates: list[ConditionUpdate], generation: int, timestamp: str
+) -> list[dict[str, Any]]:
+    """Merge ``updates`` into ``current``; ``lastTransitionTime`` moves only when the status changes.
+
+    Conditions not in ``updates`` are kept as they are (other writers own them, e.g. ``Frozen``).
+    """
+    by_type = {c.get("type"): dict(c) for c in current}
+    for update in updates:
+        old = by_type.get(update.type)
+        changed = old is None or old.get("status") != update.status.value
+        cond = Condition(
+            type=update.type,
+            status=update.status,
+            reason=update.reason,
+            message=update.message,
+            observed_generation=generation,
+            last_transition_time=timestamp if changed else old.get("lastTransitionTime", timestamp),
+        )
+        by_type[update.type] = cond.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return [by_type[t] for t in sorted(by_type, key=_condition_order)]
+
+
+_ORDER = [
+    READY,
+    PROGRESSING,
+    FROZEN,
+    ERROR_BUDGET_HEALTHY,
+    CIRCUITS_CLOSED,
+    PROMETHEUS_REACHABLE,
+    MONITORING_READY,
+]
+
+
+def _condition_order(kind: str) -> tuple[int, str]:
+    return (_ORDER.index(kind) if kind in _ORDER else len(_ORDER), kind)
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond
+    return None
+
+
+@dataclass(frozen=True)
+class WorkloadObservation:
+    """What the reconciler saw of the agent Deployment."""
+
+    exists: bool = False
+    desired: int = 0
+    replicas: int = 0
+    ready: int = 0
+    updated: int = 0
+    available: int = 0
+    #: The Deployment controller has seen our latest spec (status.observedGeneration >= generation).
+    observed: bool = False
+    image: str | None = None
+
+
+def observe_deployment(live: dict[str, Any] | None) -> WorkloadObservation:
+    """Read replica counts from a live Deployment (None when absent)."""
+    if not live:
+        return WorkloadObservation()
+    spec, st = live.get("spec") or {}, live.get("status") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    return WorkloadObservation(
+        exists=True,
+        desired=int(spec.get("replicas", 1)),
+        replicas=int(st.get("replicas", 0)),
+        ready=int(st.get("readyReplicas", 0)),
+        updated=int(st.get("updatedReplicas", 0)),
+        available=int(st.get("availableReplicas", 0)),
+        observed=int(st.get("observedGeneration", 0))
+        >= int((live.get("metadata") or {}).get("generation", 0)),
+        image=containers[0].get("image") if containers else None,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one reconcile, as the status needs it."""
+
+    generation: int
+    workload: WorkloadObservation
+    #: An operator-only problem (missing Secret, invalid graph...): (CamelCase reason, message).
+    problem: tuple[str, str] | None = None
+    #: A spec change held back: (reason, message); the running release stays.
+    held: tuple[str, str] | None = None
+    #: Monitoring kinds wanted but absent from the cluster (no CRD).
+    missing_monitoring: list[str] = field(default_factory=list)
+    #: Image of the spec that was applied (None when nothing was applied this time).
+    applied_image: str | None = None
+    #: Image of the spec held back (with ``held``).
+    pending_image: str | None = None
+
+
+def compute(current: dict[str, Any], outcome: Outcome, timestamp: str | None = None) -> dict[str, Any]:
+    """The new status (only ``OWNED_KEYS`` change) from the current one and what reconcile saw."""
+    timestamp = timestamp or now()
+    gen, work = outcome.generation, outcome.workload
+    updates: list[ConditionUpdate] = []
+    # As `kubectl rollout status`: all Pods updated, no old Pod left, every updated Pod available.
+    rolled_out = (
+        work.exists
+        and work.observed
+        and work.updated >= work.desired
+        and work.replicas <= work.updated
+        and work.available >= work.updated
+    )
+    if outcome.problem:
+        reason, message = outcome.problem
+        updates.append(ConditionUpdate(READY, ConditionStatus.false, reason, message))
+        updates.append(
+            ConditionUpdate(PROGRESSING, ConditionStatus.false, reason, "Rollout stopped: " + message)
+        )
+    elif not work.exists:
+        updates.append(
+            ConditionUpdate(READY, ConditionStatus.false, "DeploymentMissing", "Creating the agent.")
+        )
+        updates.append(ConditionUpdate(PROGRESSING, ConditionStatus.true, "Creating", "Creating the agent."))
+    elif outcome.held:
+        reason, message = outcome.held
+        ready = work.ready >= max(work.desired, 1)
+        updates.append(
+            ConditionUpdate(
+                READY,
+                ConditionStatus.true if ready else ConditionStatus.false,
+                "ReleaseRunning" if ready else "PodsNotReady",
+                f"{work.ready}/{work.desired} Pods ready on the running release; {message}",
+            )
+        )
+        updates.append(ConditionUpdate(PROGRESSING, ConditionStatus.false, reason, message))
+    else:
+        # Ready is availability (enough Pods serve, old release or new); Progressing is the rollout.
+        if work.desired == 0:
+            ready = ConditionUpdate(READY, ConditionStatus.true, "ScaledToZero", "0 Pods wanted.")
+        elif work.ready >= work.desired:
+            ready = ConditionUpdate(
+                READY, ConditionStatus.true, "AllPodsReady", f"{work.ready}/{work.desired} Pods ready."
+            )
+        else:
+            reason = "NoPodReady" if work.ready == 0 else "PodsNotReady"
+            ready = ConditionUpdate(
+                READY, ConditionStatus.false, reason, f"{work.ready}/{work.desired} Pods ready."
+            )
+        updates.append(ready)
+        if rolled_out:
+            updates.append(
+                ConditionUpdate(
+                    PROGRESSING, ConditionStatus.false, "RolloutComplete", "The latest spec runs."
+                )
+            )
+        else:
+            updates.append(
+                ConditionUpdate(
+                    PROGRESSING,
+                    ConditionStatus.true,
+                    "RollingOut",
+                    f"{work.updated}/{work.desired} Pods updated, {work.ready} ready.",
+                )
+            )
+    if outcome.missing_monitoring:
+        kinds = ", ".join(outcome.missing_monitoring)
+        updates.append(
+            ConditionUpdate(
+                MONITORING_READY,
+                ConditionStatus.false,
+                "MonitoringCRDMissing",
+                f"Skipped {kinds}: the CRD is not installed (install the Prometheus Operator / KEDA CRDs).",
+            )
+        )
+    elif not outcome.problem:
+        updates.append(
+            ConditionUpdate(MONITORING_READY, ConditionStatus.true, "Created", "Monitoring objects exist.")
+        )
+
+    new = dict(current)
+    new["conditions"] = set_conditions(current.get("conditions") or [], updates, gen, timestamp)
+    new["observedGeneration"] = gen
+    if work.exists:
+        new["replicas"] = work.replicas
+        new["readyReplicas"] = work.ready
+        new["ready"] = f"{work.ready}/{work.desired}"
+    if work.image:
+        new["image"] = work.image
+    if outcome.missing_monitoring:
+        new["monitoring"] = list(outcome.missing_monitoring)
+    else:
+        new.pop("monitoring", None)
+    released = current.get("released") or {}
+    if outcome.applied_image is not None and not outcome.held and not outcome.problem:
+        if released.get("generation") != gen or released.get("image") != outcome.applied_image:
+            new["released"] = {"generation": gen, "image": outcome.applied_image, "since": timestamp}
+        new.pop("pending", None)
+    if outcome.held:
+        pending = current.get("pending") or {}
+        since = pending.get("since") if pending.get("generation") == gen else timestamp
+        new["pending"] = {"generation": gen, "since": since or timestamp, "reason": outcome.held[1]}
+        if outcome.pending_image:
+            new["pending"]["image"] = outcome.pending_image
+    # Validate against the model: a typo here would otherwise be pruned silently by the apiserver.
+    AgentDeploymentStatus.model_validate({k: v for k, v in new.items() if k in OWNED_KEYS})
+    return new
+
+
+def patch_for(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """A merge patch of ``status`` turning ``current`` into ``new`` (owned keys only); None if equal."""
+    patch: dict[str, Any] = {}
+    for key in OWNED_KEYS:
+        if current.get(key) != new.get(key):
+            patch[key] = new.get(key)
+    return patch or None
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An Event to post about the resource."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+#: Ready reasons that are routine during a rollout: the condition says it, an Event would be noise.
+_QUIET_READY_REASONS = frozenset({"NoPodReady", "PodsNotReady", "DeploymentMissing"})
+#: False-status reasons that are good news, posted as Normal.
+_NORMAL_FALSE_REASONS = frozenset({"RolloutComplete"})
+
+
+def events_for(old: dict[str, Any], new: dict[str, Any]) -> list[EventSpec]:
+    """Events for condition transitions (posted once per transition, not on every resync).
+
+    A Progressing change that merely repeats Ready's reason (an operator-only problem) is not
+    posted twice, and Progressing=True (a rollout started) is left to the Deployment's own Events.
+    """
+    events: list[EventSpec] = []
+    ready = condition(new, READY) or {}
+    for kind in (READY, PROGRESSING, MONITORING_READY):
+        before, after = condition(old, kind), condition(new, kind)
+        if after is None:
+            continue
+        if before and (before.get("status"), before.get("reason")) == (
+            after.get("status"),
+            after.get("reason"),
+        ):
+            continue
+        reason = after.get("reason", "")
+        if kind == READY and reason in _QUIET_READY_REASONS:
+            continue
+        if kind == PROGRESSING and (after["status"] == "True" or reason == ready.get("reason")):
+            continue
+        warning = after["status"] == "False" and reason not in _NORMAL_FALSE_REASONS
+        if not warning and (before is None or kind == PROGRESSING):
+            continue  # good news (first state, rollout progress) is in the conditions already
+        events.append(EventSpec("Warning" if warning else "Normal", reason, after.get("message", "")))
+    return events

@@ -1,0 +1,374 @@
+"""The acceptance story of error budgets and freezes, on real components end to end.
+
+Real: the control plane (kwok), the operator process (kopf + budget watcher), agent-service processes
+started by the PodBridge with the rendered env, the real ``anthropic`` SDK against the fake Anthropic
+server, Redis, and a Prometheus that scrapes the agents and loads the generated fleet rules for a
+1-minute SLO window. The per-resource objectives (``shepherd_slo_*``) are served from the resource
+by ``shepherd.slo.objectives.ObjectivesCollector`` on a loopback target.
+
+Story: healthy traffic -> faults -> the burn-rate alert fires (Prometheus alerts API) and the circuit
+opens (status, Event, alert) -> the resource freezes (NonCritical) -> an image change is held
+(Deployment unchanged, pending in status, Warning Event) -> a critical change passes -> an override
+passes exactly one rollout -> Prometheus is killed (freeze stays, PrometheusReachable=False) and
+restarted (resumes) -> faults stop -> the circuit closes, the budget recovers, after the quiet period
+the freeze lifts and the held change rolls out by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, start_http_server
+from shepherd import api, crd
+from shepherd.slo.objectives import ObjectivesCollector
+from shepherd.slo.rules import RuleConfig, rule_groups
+
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.harness import components
+from tests.harness.cluster import Cluster
+from tests.harness.podbridge import PodBridge
+from tests.harness.processes import ManagedProcess, free_port
+from tests.harness.processes import wait_until as harness_wait_until
+from tests.harness.prometheus import PrometheusServer
+
+NAME = "support"
+OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
+IMAGE = "registry.test/agent:{}"
+QUESTION = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}}
+BURN_ALERT = "ShepherdLatencyBudgetBurn"
+CIRCUIT_ALERT = "ShepherdCircuitOpen"
+
+
+class Bridge(PodBridge):
+    """The PodBridge, plus fixed extra scrape targets (the objectives exporter) in the same file_sd."""
+
+    extra: tuple[dict[str, Any], ...] = ()
+
+    def _publish_targets(self) -> None:
+        super()._publish_targets()
+        if self.prometheus is not None:
+            groups = json.loads(self.prometheus.targets_path.read_text())
+            self.prometheus.set_targets(groups + list(self.extra))
+
+
+class Traffic:
+    """A background client sending runs to every bridged Pod, counting the answers' status codes."""
+
+    def __init__(self, bridge: PodBridge, workers: int = 4) -> None:
+        self.bridge = bridge
+        self.codes: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"traffic-{i}", daemon=True) for i in range(workers)
+        ]
+
+    def start(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self._stop.wait(0.05):
+                for pod in list(self.bridge.bridged.values()):
+                    try:
+                        code = http.post(f"http://127.0.0.1:{pod.port}/runs/wait", json=QUESTION).status_code
+                    except httpx.HTTPError:
+                        continue  # a Pod being replaced by a rollout
+                    self.codes[code] += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=15)
+
+
+def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": NAME},
+        "spec": {
+            "image": IMAGE.format(1),
+            "replicas": 1,
+            "model": {
+                "provider": "anthropic",
+                "name": "claude-sonnet-4-5",
+                "apiKeySecretRef": {"name": "anthropic", "key": "api-key"},
+                "maxRetries": 0,
+                "timeoutSeconds": 5,
+            },
+            "circuitBreaker": {"failureThreshold": 3, "recoveryTimeoutSeconds": 2, "halfOpenMaxCalls": 1},
+            "env": [{"name": "ANTHROPIC_BASE_URL", "value": fake_url}],
+            "redis": {"external": {"url": redis_url}},
+            # Latency is the SLI that burns: a failed run still answers 200 (LangGraph Server
+            # semantics), so LLM errors never reach the availability SLI; a slow LLM reaches latency.
+            "slo": {
+                "window": "1m",
+                "availability": {"target": 99},
+                "latency": {"target": 90, "thresholdSeconds": 2.5},
+            },
+            "errorBudgetPolicy": {
+                "steps": [
+                    {"consumedPercent": 50, "action": "Notify"},
+                    {"consumedPercent": 75, "action": "FreezeNonCritical"},
+                ],
+                "recovery": {"quietPeriod": "5s"},
+            },
+            "monitoring": {"podMonitor": False, "prometheusRule": False, "dashboard": False},
+        },
+    }
+
+
+@pytest.fixture
+def prom(tmp_path: Path) -> Iterator[PrometheusServer]:
+    """A Prometheus of this test alone (it gets killed) with the generated rules for a 1m SLO window."""
+    server = components.start_prometheus(tmp_path)
+    config = RuleConfig(
+        scrape_interval=timedelta(seconds=1),
+        evaluation_interval=timedelta(seconds=1),
+        circuit_open_for=timedelta(seconds=3),
+    )
+    rules = tmp_path / "shepherd-rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": rule_groups(["1m"], config)}, sort_keys=False))
+    server.set_rule_files([rules])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    server = FakeAnthropic().start()
+    yield server
+    server.stop()
+
+
+def agd(kube: Cluster, ns: str) -> dict[str, Any]:
+    return kube.get("agentdeployment", NAME, ns)
+
+
+def cond(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def image(kube: Cluster, ns: str) -> str:
+    return kube.get("deployment", NAME, ns)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def event_reasons(kube: Cluster, ns: str) -> list[str]:
+    items = kube.get("events", namespace=ns)["items"]
+    return [e["reason"] for e in items if e["involvedObject"].get("name") == NAME]
+
+
+def firing(prom: PrometheusServer, alert: str) -> bool:
+    return any(a["labels"]["alertname"] == alert and a["state"] == "firing" for a in prom.alerts())
+
+
+def test_error_budget_freeze_story(
+    kube: Cluster, redis_url: str, prom: PrometheusServer, fake: FakeAnthropic, tmp_path: Path
+) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
+    ns = kube.namespace("freeze")
+    kube.kubectl("create", "secret", "generic", "anthropic", "-n", ns, "--from-literal=api-key=sk-test")
+
+    # The objectives exporter (what the operator's /metrics serves), as a scrape target.
+    registry = CollectorRegistry()
+    # min_events: the low-traffic guard scaled to this test's traffic (a few requests per second over
+    # burn windows of 4-6 s, the 1m window's scaled 1h..3d); the default 20 would keep the alert silent.
+    registry.register(
+        ObjectivesCollector(lambda: [o for o in [kube.get("agd", NAME, ns, check=False)] if o], min_events=4)
+    )
+    objectives_port = free_port()
+    objectives_server, _ = start_http_server(objectives_port, addr="127.0.0.1", registry=registry)
+
+    operator = ManagedProcess(
+        "operator",
+        [str(OPERATOR_BIN), "--namespace", ns, "--verbose"],
+        tmp_path,
+        {
+            "KUBECONFIG": str(kube.kubeconfig),
+            "SHEPHERD_PROMETHEUS_URL": prom.url,
+            "SHEPHERD_BUDGET_INTERVAL": "1",
+            "SHEPHERD_RESYNC_SECONDS": "5",
+        },
+    )
+    operator.env.pop("KUBERNETES_SERVICE_HOST", None)
+    bridge = Bridge(kube, ns, tmp_path / "pods", prometheus=prom)
+    bridge.extra = ({"targets": [f"127.0.0.1:{objectives_port}"], "labels": {"job": "shepherd-operator"}},)
+    traffic = Traffic(bridge, workers=6)
+
+    def diagnosis() -> str:
+        return (
+            f"traffic codes {dict(traffic.codes)}; "
+            f"budget {prom.query('shepherd:slo_error_budget_remaining:ratio')}; "
+            f"burn {prom.query('shepherd:slo_burn_rate')}; "
+            f"events {prom.query('shepherd:sli_events:rate4s')}; "
+            f"objectives {prom.query('shepherd_slo_objective')}; "
+            f"targets {[(t['labels'], t['health']) for t in prom.targets()]}; "
+            f"alerts {[(a['labels']['alertname'], a['state']) for a in prom.alerts()]}; "
+            f"status {agd(kube, ns).get('status')}; operator log {operator.tail(30)}"
+        )
+
+    def wait_until(check, *, timeout: float, what: str, interval: float = 0.1):
+        """The harness' wait_until, failing with what Prometheus, the traffic and the status show."""
+        try:
+            return harness_wait_until(check, timeout=timeout, what=what, interval=interval)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{diagnosis()}") from None
+
+    operator.start()
+    try:
+        kube.apply(manifest(fake.url, redis_url), namespace=ns)
+        wait_until(
+            lambda: cond(agd(kube, ns), "Ready").get("status") == "True",
+            timeout=120,
+            what="Ready",
+            interval=0.5,
+        )
+        bridge.wait_serving(1, timeout=90)
+        bridge.start_background(0.5)
+        traffic.start()
+
+        # Healthy: the budget is read from Prometheus and nothing is frozen.
+        def healthy() -> dict[str, Any] | None:
+            obj = agd(kube, ns)
+            budget = obj.get("status", {}).get("errorBudget") or {}
+            ok = (
+                (budget.get("remainingPercent") or 0) >= 50
+                and cond(obj, "PrometheusReachable").get("status") == "True"
+                and cond(obj, "Frozen").get("status") == "False"
+            )
+            return obj if ok else None
+
+        obj = wait_until(healthy, timeout=120, what="a full error budget in status", interval=0.5)
+        assert cond(obj, "Frozen")["status"] == "False"
+        assert cond(obj, "ErrorBudgetHealthy")["status"] == "True"
+
+        # Faults: every LLM call is slow -> requests miss the latency objective -> the budget burns,
+        # the burn-rate alert fires, the resource freezes.
+        fake.state.add_faults({"kind": "latency", "seconds": 3, "times": 1_000_000})
+
+        wait_until(lambda: firing(prom, BURN_ALERT), timeout=90, what=f"{BURN_ALERT} firing", interval=0.5)
+        obj = wait_until(
+            lambda: (o := agd(kube, ns)) and cond(o, "Frozen").get("status") == "True" and o,
+            timeout=60,
+            what="Frozen=True",
+            interval=0.5,
+        )
+        assert obj["status"]["freeze"]["level"] == "NonCritical"
+        assert obj["status"]["errorBudget"]["consumedPercent"] >= 75
+        assert "RolloutsFrozen" in event_reasons(kube, ns)
+
+        def patch(doc: dict[str, Any]) -> int:
+            kube.kubectl("patch", "agentdeployment", NAME, "-n", ns, "--type=merge", "-p", json.dumps(doc))
+            return agd(kube, ns)["metadata"]["generation"]
+
+        def pending(generation: int) -> dict[str, Any] | None:
+            obj = agd(kube, ns)
+            held = (obj["status"].get("pending") or {}).get("generation") == generation
+            return obj if held else None
+
+        # A change is held: the Deployment keeps the running release; status and a Warning Event say why.
+        gen = patch({"spec": {"image": IMAGE.format(2)}})
+        obj = wait_until(lambda: pending(gen), timeout=60, what="change held", interval=0.5)
+        assert obj["status"]["pending"]["image"] == IMAGE.format(2)
+        assert "NonCritical" in obj["status"]["pending"]["reason"]
+        assert image(kube, ns) == IMAGE.format(1)
+        assert "FrozenByErrorBudget" in event_reasons(kube, ns)
+
+        # A critical change passes a NonCritical freeze.
+        patch({"metadata": {"annotations": {"shepherd.dev/change-class": "critical"}}})
+        wait_until(lambda: image(kube, ns) == IMAGE.format(2), timeout=60, what="critical change rolled out")
+
+        # The override passes one rollout, and is recorded; the next change with it is held.
+        gen = patch(
+            {
+                "metadata": {"annotations": {"shepherd.dev/change-class": None}},
+                "spec": {"image": IMAGE.format(3)},
+            }
+        )
+        wait_until(lambda: pending(gen), timeout=60, what="non-critical change held", interval=0.5)
+        patch({"metadata": {"annotations": {"shepherd.dev/freeze-override": "hotfix INC-7"}}})
+        wait_until(lambda: image(kube, ns) == IMAGE.format(3), timeout=60, what="override rolled out")
+        obj = wait_until(
+            lambda: (o := agd(kube, ns)) and o["status"]["freeze"].get("overridesUsed") and o,
+            timeout=30,
+            what="override recorded",
+        )
+        assert obj["status"]["freeze"]["overridesUsed"][0]["reason"] == "hotfix INC-7"
+        assert "FreezeOverridden" in event_reasons(kube, ns)
+        gen = patch({"spec": {"image": IMAGE.format(4)}})
+        obj = wait_until(lambda: pending(gen), timeout=60, what="second override use held", interval=0.5)
+        assert "was used for generation" in obj["status"]["pending"]["reason"]
+        assert image(kube, ns) == IMAGE.format(3)
+
+        # Prometheus killed during the freeze: the freeze stays, PrometheusReachable=False.
+        prom.stop()
+        obj = wait_until(
+            lambda: (o := agd(kube, ns)) and cond(o, "PrometheusReachable").get("status") == "False" and o,
+            timeout=30,
+            what="PrometheusReachable=False",
+            interval=0.5,
+        )
+        assert obj["status"]["freeze"]["level"] == "NonCritical"
+        assert cond(obj, "Frozen")["status"] == "True"
+        assert image(kube, ns) == IMAGE.format(3)
+        prom.start()
+        wait_until(
+            lambda: cond(agd(kube, ns), "PrometheusReachable").get("status") == "True",
+            timeout=60,
+            what="PrometheusReachable=True after restart",
+            interval=0.5,
+        )
+
+        # The LLM now fails outright: the circuits open -> status, Event, alert.
+        fake.state.reset()
+        fake.state.add_faults({"kind": "status", "status": 500, "times": 1_000_000})
+        obj = wait_until(
+            lambda: (o := agd(kube, ns)) and cond(o, "CircuitsClosed").get("status") == "False" and o,
+            timeout=60,
+            what="CircuitsClosed=False",
+            interval=0.5,
+        )
+        assert any(c["state"] == "open" for c in obj["status"]["circuits"])
+        assert "open" in obj["status"]["circuitsSummary"]
+        wait_until(lambda: "CircuitOpen" in event_reasons(kube, ns), timeout=30, what="CircuitOpen Event")
+        wait_until(
+            lambda: firing(prom, CIRCUIT_ALERT), timeout=60, what=f"{CIRCUIT_ALERT} firing", interval=0.5
+        )
+
+        # Faults stop: the circuit closes, the budget recovers, the freeze lifts, the held change rolls out.
+        fake.state.reset()
+        obj = wait_until(
+            lambda: (o := agd(kube, ns)) and cond(o, "CircuitsClosed").get("status") == "True" and o,
+            timeout=90,
+            what="circuits closed",
+            interval=0.5,
+        )
+        # "none" when the held change rolled out meanwhile: the new Pod has not reported a circuit yet.
+        assert obj["status"]["circuitsSummary"] in ("closed", "none")
+        assert not [c for c in obj["status"]["circuits"] if c["state"] != "closed"]
+        wait_until(lambda: image(kube, ns) == IMAGE.format(4), timeout=240, what="held change rolled out")
+        obj = agd(kube, ns)
+        assert obj["status"]["freeze"]["level"] == "None"
+        assert cond(obj, "Frozen")["status"] == "False"
+        assert "pending" not in obj["status"]
+        assert obj["status"]["freeze"]["history"][-1]["kind"] == "FreezeLifted"
+        assert {"FreezeLifted", "CircuitClosed"} <= set(event_reasons(kube, ns))
+    finally:
+        operator.stop()
+        traffic.stop()
+        bridge.stop()
+        objectives_server.shutdown()

@@ -1,0 +1,148 @@
+"""Fixtures for the operator on the real local control plane: the CRD, and the operator as a process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shepherd import crd
+
+from tests.harness.cluster import Cluster
+from tests.harness.operator import OperatorProcess
+from tests.harness.processes import wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+#: Drift is repaired within this many seconds by the periodic resync (short for drift tests).
+RESYNC_SECONDS = "2"
+#: The production default: tests without drift use it, so status must flow from watch events alone.
+PRODUCTION_RESYNC = "300"
+OPERATOR_USER_AGENTS = ("shepherd-operator", "kopf/")
+KOPF_PROGRESS = "shepherd.dev/reconcile"  # kopf's progress record of the handler with id "reconcile"
+
+
+@pytest.fixture(scope="session")
+def crd_installed(kube: Cluster) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
+
+
+@pytest.fixture(scope="session")
+def upstream_crds(kube: Cluster) -> None:
+    kube.install_upstream_crds()
+    kube.ensure_persistent_volumes(40)  # managed Redis claims bind to these
+
+
+@pytest.fixture
+def start_operator(
+    request: pytest.FixtureRequest, kube: Cluster, crd_installed: None, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+    request.node._operators = started  # for the failure report below
+
+    def start(
+        namespace: str, kubeconfig: Path | None = None, metrics_port: int = 0, resync: str = RESYNC_SECONDS
+    ) -> OperatorProcess:
+        op = OperatorProcess(
+            kubeconfig or kube.kubeconfig,
+            namespace,
+            tmp_path / f"operator-{len(started)}.log",
+            env={"SHEPHERD_RESYNC_SECONDS": resync, "SHEPHERD_METRICS_PORT": str(metrics_port)},
+        )
+        started.append(op.start())
+        return op
+
+    yield start
+    for op in started:
+        op.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    if report.failed and call.when == "call":
+        for op in getattr(item, "_operators", []):
+            path = op.log_path
+            if path.exists():
+                report.sections.append((f"{path.name} (tail)", path.read_text(errors="replace")[-8000:]))
+    return report
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def get_agd(kube: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    return kube.get("agentdeployment", name, namespace, check=False)
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == kind:
+            return cond
+    return None
+
+
+def wait_ready(kube: Cluster, namespace: str, name: str, timeout: float = 120) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        obj = get_agd(kube, namespace, name)
+        cond = condition(obj, "Ready")
+        ok = (
+            cond
+            and cond["status"] == "True"
+            and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
+            # the rollout is over, and kopf has finished with the handler (no retry pending).
+            and (condition(obj, "Progressing") or {}).get("status") == "False"
+            # (kopf keeps a retry in its progress annotation)
+            and KOPF_PROGRESS not in (obj["metadata"].get("annotations") or {})
+        )
+        return obj if ok else None
+
+    return wait_until(ready, timeout=timeout, what=f"AgentDeployment {namespace}/{name} Ready", interval=0.5)
+
+
+def exists(kube: Cluster, kind: str, name: str, namespace: str) -> bool:
+    return kube.kubectl("get", kind, name, "-n", namespace, check=False).returncode == 0
+
+
+class AuditCounter:
+    """Counts requests in the apiserver audit log from a point on (by user agent and namespace)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size
+
+    def entries(self, namespace: str) -> list[dict[str, Any]]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            lines = f.read().splitlines()
+        out = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("stage") != "ResponseComplete":
+                continue
+            if not str(entry.get("userAgent", "")).startswith(OPERATOR_USER_AGENTS):
+                continue
+            if (entry.get("objectRef") or {}).get("namespace") != namespace:
+                continue
+            out.append(entry)
+        return out
+
+    def writes(self, namespace: str) -> list[str]:
+        return [
+            f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name', '')}"
+            f"{'/' + e['objectRef']['subresource'] if e['objectRef'].get('subresource') else ''}"
+            f" ({e.get('userAgent', '')[:40]}, {e.get('requestReceivedTimestamp', '')})"
+            for e in self.entries(namespace)
+            if e["verb"] in ("create", "update", "patch", "delete", "deletecollection")
+        ]
+
+    def reads(self, namespace: str) -> int:
+        return sum(1 for e in self.entries(namespace) if e["verb"] in ("get", "list"))

@@ -1,0 +1,104 @@
+"""An in-memory stand-in for ``shepherd.kube.KubeClient`` (unit tests; integration uses an apiserver)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections import Counter
+from typing import Any
+
+from shepherd.kube import Outcome, Result
+
+_uids = itertools.count(1)
+
+
+class FakeKube:
+    def __init__(self, absent_groups: tuple[str, ...] = ()) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name)
+        self.absent_groups = absent_groups
+        self.counts: Counter[str] = Counter()
+        self.events: list[dict[str, Any]] = []
+        self.status_patches: list[dict[str, Any]] = []
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        #: How many status patches answer 409 before one succeeds.
+        self.conflicts = 0
+        #: What a GET of the AgentDeployment returns (for the conflict path).
+        self.owner: dict[str, Any] | None = None
+
+    @property
+    def writes(self) -> int:
+        return sum(v for k, v in self.counts.items() if k != "GET")
+
+    def _absent(self, api_version: str) -> bool:
+        return api_version.split("/")[0] in self.absent_groups
+
+    async def list(self, api_version, plural, namespace, selector):
+        self.counts["GET"] += 1
+        if self._absent(api_version):
+            return Result(Outcome.NOT_FOUND, 404, None, "the server could not find the requested resource")
+        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        items = [
+            copy.deepcopy(o)
+            for (p, ns, _), o in self.objects.items()
+            if p == plural
+            and ns == namespace
+            and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+        ]
+        return Result(Outcome.OK, 200, {"items": items})
+
+    async def get(self, api_version, plural, namespace, name):
+        self.counts["GET"] += 1
+        if plural == "secrets":
+            data = self.secrets.get((namespace, name))
+            if data is None:
+                return Result(Outcome.NOT_FOUND, 404, None, "not found")
+            return Result(Outcome.OK, 200, {"data": data})
+        if plural == "agentdeployments" and self.owner is not None:
+            return Result(Outcome.OK, 200, copy.deepcopy(self.owner))
+        obj = self.objects.get((plural, namespace, name))
+        return Result(Outcome.OK, 200, copy.deepcopy(obj)) if obj else Result(Outcome.NOT_FOUND, 404, None)
+
+    async def apply(self, obj, plural, *, force=True):
+        self.counts["PATCH"] += 1
+        if self._absent(obj["apiVersion"]):
+            return Result(Outcome.NOT_FOUND, 404, None)
+        meta = obj["metadata"]
+        key = (plural, meta["namespace"], meta["name"])
+        stored = copy.deepcopy(obj)
+        old = self.objects.get(key)
+        stored["metadata"]["uid"] = old["metadata"]["uid"] if old else f"uid-{next(_uids)}"
+        if obj["kind"] == "Deployment":
+            stored["metadata"]["generation"] = (old["metadata"].get("generation", 0) if old else 0) + 1
+            stored["spec"].setdefault("progressDeadlineSeconds", 600)  # a server-side default
+        self.objects[key] = stored
+        return Result(Outcome.OK, 200, copy.deepcopy(stored))
+
+    async def delete(self, api_version, plural, namespace, name, uid):
+        self.counts["DELETE"] += 1
+        if self.objects.pop((plural, namespace, name), None) is None:
+            return Result(Outcome.NOT_FOUND, 404, None)
+        return Result(Outcome.OK, 200, {})
+
+    async def patch_status(self, api_version, plural, namespace, name, status, resource_version=None):
+        self.counts["PATCH"] += 1
+        if self.conflicts:
+            self.conflicts -= 1
+            return Result(Outcome.CONFLICT, 409, None, "the object has been modified")
+        self.status_patches.append(status)
+        return Result(Outcome.OK, 200, {})
+
+    async def create_event(self, namespace, event):
+        self.counts["POST"] += 1
+        self.events.append(event)
+        return Result(Outcome.OK, 201, event)
+
+    def mark_deployment_ready(self, namespace: str, name: str) -> None:
+        dep = self.objects[("deployments", namespace, name)]
+        n = dep["spec"].get("replicas", 1)
+        dep["status"] = {
+            "observedGeneration": dep["metadata"]["generation"],
+            "replicas": n,
+            "readyReplicas": n,
+            "updatedReplicas": n,
+            "availableReplicas": n,
+        }

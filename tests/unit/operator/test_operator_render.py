@@ -1,0 +1,166 @@
+"""Golden tests of the pure renderers, with core kinds validated by kubernetes-validate."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+from shepherd.api import DEFAULT_AGENT_IMAGE
+from shepherd.render import autoscaling, monitoring, redis, render_all, service_env, workload
+from shepherd.render.all import CHILD_KINDS
+from shepherd.render.common import OWNER_LABEL
+
+from .conftest import load_case, make_resource
+
+CASES = ["minimal", "full", "keda-external"]
+K8S_VERSION = "1.36.0"
+CONTENT = monitoring.MonitoringContent(
+    rule_groups=[{"name": "demo", "rules": [{"record": "demo:up", "expr": "up"}]}],
+    dashboard_json=json.dumps({"title": "demo", "uid": "demo"}),
+)
+
+
+def _render(module, resource):
+    if module is monitoring:
+        return module.render(resource, CONTENT)
+    return module.render(resource)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(
+    "module", [workload, redis, autoscaling, monitoring], ids=lambda m: m.__name__.split(".")[-1]
+)
+def test_golden(case, module, golden):
+    resource = make_resource(load_case(case))
+    golden.check(f"{module.__name__.split('.')[-1]}-{case}", _render(module, resource))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_core_objects_validate(case):
+    resource = make_resource(load_case(case))
+    for obj in render_all(resource, CONTENT).all:
+        if obj["apiVersion"].startswith(("monitoring.coreos.com", "keda.sh")):
+            continue  # third-party CRDs: validated by the real apiserver in the integration tests
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_child_is_labelled_and_owned(case):
+    resource = make_resource(load_case(case))
+    children = render_all(resource, CONTENT).all
+    kinds = {(k.api_version, k.kind) for k in CHILD_KINDS}
+    for obj in children:
+        meta = obj["metadata"]
+        assert (obj["apiVersion"], obj["kind"]) in kinds
+        assert meta["namespace"] == "team-a"
+        assert meta["labels"][OWNER_LABEL] == "demo"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "shepherd"
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "shepherd.dev/v1alpha1",
+                "kind": "AgentDeployment",
+                "name": "demo",
+                "uid": "00000000-0000-4000-8000-000000000001",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    names = [(o["kind"], o["metadata"]["name"]) for o in children]
+    assert len(names) == len(set(names))
+
+
+def test_default_image_and_command():
+    dep = workload.deployment(make_resource({}))
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == DEFAULT_AGENT_IMAGE
+    assert container["command"] == ["agent-service"]
+    assert container["args"] == ["--host", "0.0.0.0", "--port", "8000"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert dep["spec"]["replicas"] == 2
+
+
+def test_autoscaled_deployment_leaves_replicas_to_the_autoscaler():
+    dep = workload.deployment(make_resource(load_case("full")))
+    assert "replicas" not in dep["spec"]
+
+
+def test_native_sidecars():
+    init = workload.deployment(make_resource(load_case("full")))["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["otel-collector", "pii-proxy"]
+    assert all(c["restartPolicy"] == "Always" for c in init)
+
+
+def test_settings_reach_the_container():
+    resource = make_resource(load_case("full"))
+    data = service_env.config_data(resource)
+    assert data["AGENT_GRAPH"] == "team_agents.support:graph"
+    assert data["AGENT_GRAPH_ID"] == "support"
+    assert data["REDIS_URL"] == "redis://demo-redis.team-a.svc:6379/0"
+    assert data["LLM_FALLBACK_MODELS"] == "claude-haiku-4-5,claude-opus-4-1"
+    assert data["LLM_TIMEOUT_SECONDS"] == "45.5"
+    assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == service_env.COLLECTOR_LOCAL_ENDPOINT
+    env = {e["name"]: e for e in service_env.container_env(resource)}
+    assert env["ANTHROPIC_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "anthropic", "key": "api-key"}
+    assert "value" not in env["ANTHROPIC_API_KEY"]
+
+
+def test_external_redis_secret_url_and_no_statefulset():
+    resource = make_resource(load_case("keda-external"))
+    assert redis.render(resource) == []
+    assert "REDIS_URL" not in service_env.config_data(resource)
+    env = {e["name"]: e for e in service_env.container_env(resource)}
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "redis-url"
+
+
+def test_hpa_or_keda_never_both():
+    assert [o["kind"] for o in autoscaling.render(make_resource(load_case("full")))] == [
+        "HorizontalPodAutoscaler"
+    ]
+    assert [o["kind"] for o in autoscaling.render(make_resource(load_case("keda-external")))] == [
+        "ScaledObject"
+    ]
+    assert autoscaling.render(make_resource({})) == []
+
+
+def test_config_change_rolls_pods():
+    a = workload.deployment(make_resource({}))
+    b = workload.deployment(make_resource({"circuitBreaker": {"failureThreshold": 9}}))
+    key = workload.CONFIG_HASH_ANNOTATION
+    assert (
+        a["spec"]["template"]["metadata"]["annotations"][key]
+        != b["spec"]["template"]["metadata"]["annotations"][key]
+    )
+
+
+def test_renderers_are_pure():
+    resource = make_resource(load_case("full"))
+    assert render_all(resource, CONTENT) == render_all(resource, CONTENT)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_rendered_setting_is_one_the_service_reads(case):
+    """The contract with agent_service.settings: no setting the service would silently ignore."""
+    from agent_service.settings import Settings
+
+    known = {name.upper() for name in Settings.model_fields} | service_env.OTEL_SDK_VARIABLES
+    resource = make_resource(load_case(case))
+    user = {e.name for e in resource.spec.env}
+    rendered = set(service_env.config_data(resource)) | {
+        e["name"] for e in service_env.container_env(resource)
+    }
+    assert rendered - user - known == set()
+
+
+def test_rendered_config_is_accepted_by_the_service():
+    """The service validates its settings at start-up; the rendered ones must pass."""
+    from agent_service.settings import Settings
+
+    resource = make_resource(load_case("full"))
+    env = {k.lower(): v for k, v in service_env.config_data(resource).items()}
+    env = {k: v for k, v in env.items() if k.upper() not in service_env.OTEL_SDK_VARIABLES}
+    settings = Settings(**env, auth_jwt_secret=None)
+    assert settings.llm_fallback_models == ["claude-haiku-4-5", "claude-opus-4-1"]
+    assert settings.rate_limit_tenant_per_minute == 600
+    assert settings.drain_grace_seconds == 110
