@@ -34,6 +34,8 @@ class PrometheusServer:
                 {
                     "job_name": "targets",
                     "scrape_timeout": SCRAPE_INTERVAL,
+                    # The operator exports series that carry namespace/agentdeployment themselves.
+                    "honor_labels": True,
                     "file_sd_configs": [{"files": [str(self.targets_path)], "refresh_interval": "1s"}],
                 }
             ],
