@@ -24,8 +24,9 @@ from shepherd import api, crd, rbac
 from shepherd.render import render_all
 from shepherd.render.monitoring import placeholder_content
 
-from bench.measure import AuditCounter, peak_rss_mib
+from bench.measure import peak_rss_mib
 from tests.harness import components
+from tests.harness.audit import WRITE_VERBS, AuditCounter
 from tests.harness.cluster import Cluster
 from tests.harness.processes import wait_until
 
@@ -134,7 +135,7 @@ def _quiet(counter: AuditCounter, seconds: float = 5.0) -> None:
 
     def settled() -> bool:
         nonlocal last
-        total = sum(counter.since_mark().values())
+        total = sum(counter.verbs().values())
         if total != last[0]:
             last = (total, time.monotonic())
             return False
@@ -145,7 +146,9 @@ def _quiet(counter: AuditCounter, seconds: float = 5.0) -> None:
 
 def with_operator(cluster: Cluster, kubeconfig: Path, n: int, workdir: Path) -> dict:
     namespace = cluster.namespace("op")
-    counter = AuditCounter(cluster.audit_log, f"system:serviceaccount:{OPERATOR_SA[0]}:{OPERATOR_SA[1]}")
+    counter = AuditCounter(
+        cluster.audit_log, username=f"system:serviceaccount:{OPERATOR_SA[0]}:{OPERATOR_SA[1]}"
+    )
     operator = Operator(kubeconfig, namespace, workdir / f"operator-{n}.log")
     operator.start()
     time.sleep(2)  # let kopf start its watches before the burst (outside the timed section)
@@ -166,25 +169,23 @@ def with_operator(cluster: Cluster, kubeconfig: Path, n: int, workdir: Path) -> 
     )
     elapsed = time.monotonic() - start
     _quiet(counter)
-    on_create = counter.since_mark()
+    on_create = counter.verbs()
     rss = operator.stop()
 
     # A no-op resync: a restarted operator resumes every resource and must write nothing.
     counter.mark()
     operator.start()
-    wait_until(
-        lambda: counter.since_mark().get("list", 0) > 0, timeout=120, what="the restarted operator to list"
-    )
+    wait_until(lambda: counter.verbs().get("list", 0) > 0, timeout=120, what="the restarted operator to list")
     _quiet(counter)
-    on_resync = counter.since_mark()
+    on_resync = counter.verbs()
     rss = max(rss, operator.stop())
     cluster.kubectl("delete", "namespace", namespace, "--wait=false")
     return {
         "seconds": elapsed,
         "create_requests": sum(on_create.values()) / n,
-        "create_writes": AuditCounter.writes(on_create) / n,
+        "create_writes": sum(on_create[v] for v in WRITE_VERBS) / n,
         "resync_requests": sum(on_resync.values()) / n,
-        "resync_writes": AuditCounter.writes(on_resync),
+        "resync_writes": sum(on_resync[v] for v in WRITE_VERBS),
         "rss": rss,
     }
 

@@ -21,6 +21,11 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from . import agentdeployment, fleet
 
 DIR = Path(__file__).resolve().parent
+#: The per-deployment board shipped as package data of the operator (which cannot import this
+#: package at run time); it renders one preset copy per AgentDeployment.
+PACKAGE_COPIES = {
+    "shepherd-agentdeployment.json": DIR.parent / "operator/shepherd/data/agentdeployment-dashboard.json"
+}
 #: File name -> (module with board() and NEEDS, what the board shows).
 BOARDS: dict[str, tuple[object, str]] = {
     "shepherd-fleet.json": (fleet, "Every AgentDeployment: SLO, budget, burn rate, freeze, circuits, cost."),
@@ -124,13 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for file_name in BOARDS:
-        path = args.out_dir / file_name
         text = render(file_name)
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            path.write_text(text)
+        paths = [args.out_dir / file_name]
+        if file_name in PACKAGE_COPIES and args.out_dir == DIR:
+            paths.append(PACKAGE_COPIES[file_name])
+        for path in paths:
+            if args.check:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
     if stale:
         print(f"stale boards (run python -m dashboards.build): {', '.join(stale)}", file=sys.stderr)
         return 1

@@ -4,7 +4,8 @@
     python hack/generate.py --check  # exit 1 when any committed copy is stale
 
 The chart copies what the other generators write, so it runs after them; the reference page reads
-the CRD, so it runs after the CRD.
+the CRD, so it runs after the CRD. ``dashboards.build`` also writes the operator's package copy of
+the per-deployment board (``operator/shepherd/data/agentdeployment-dashboard.json``).
 """
 
 from __future__ import annotations

@@ -534,7 +534,15 @@ class Monitoring(_Model):
     pod_monitor: bool = Field(
         default=True, description="Create a PodMonitor that adds the agentdeployment label."
     )
-    prometheus_rule: bool = Field(default=True, description="Create a PrometheusRule with the SLO alerts.")
+    prometheus_rule: bool = Field(
+        default=True,
+        description=(
+            "Count this resource's SLO window in the fleet's SLO rules: the operator keeps one "
+            "PrometheusRule per distinct window in use (shepherd-slo-<window>, in its own namespace), "
+            "never one per AgentDeployment. False: no SLO recording rules or alerts for this window "
+            "unless another resource uses it."
+        ),
+    )
     dashboard: bool = Field(
         default=True, description="Create a Grafana dashboard ConfigMap (grafana_dashboard=1)."
     )

@@ -6,6 +6,9 @@
 * ``reconcile`` (resume + create + update of an AgentDeployment): one function for all three.
 * resync: one loop for the fleet (``shepherd.resync``, started by ``configure``), every
   ``SHEPHERD_RESYNC_SECONDS`` (300): drift repair and status refresh; a no-op sends no writes.
+* fleet SLO rules (``shepherd.fleetrules``): one PrometheusRule per SLO window in use, in
+  ``SHEPHERD_NAMESPACE``; synced after each resync round and after a reconcile that changes the set
+  of windows (compared in memory: no API call otherwise).
 * ``child-deployment`` (event on Deployments labelled managed-by=shepherd): replica counts reach
   the owner's status as Pods become ready, and a deleted/edited Deployment is repaired at once.
   The owner's body comes from the ``owners`` index (kopf keeps it from its watch: no GET).
@@ -28,6 +31,7 @@ from shepherd.apply import ApplyError
 from shepherd.budget.gate import FreezeGate
 from shepherd.budget.watcher import BudgetWatcher, watcher_enabled
 from shepherd.budget.watcher import settings_from_env as watcher_settings
+from shepherd.fleetrules import FleetRules
 from shepherd.kube import KubeClient, KubeError
 from shepherd.reconcile import Reconciler
 from shepherd.render.common import MANAGED_BY, OWNER_LABEL
@@ -68,8 +72,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.resources = metrics.ResourceCache()
     metrics.register_objectives(memo.resources)
     # One resync loop for the fleet (a kopf timer would add a task and a finalizer per resource).
+    # The fleet's SLO rules: one PrometheusRule per window in use (None without SHEPHERD_NAMESPACE).
+    memo.fleet_rules = FleetRules.from_environment(client)
     memo.resync = Resync(
-        client, lambda body: _counted(memo, body), interval=RESYNC_SECONDS, namespaces=list(NAMESPACES)
+        client,
+        lambda body: _counted(memo, body),
+        interval=RESYNC_SECONDS,
+        namespaces=list(NAMESPACES),
+        after=lambda items: _after_resync(memo, items),
     )
     memo.resync.start()
     if watcher_enabled():
@@ -107,10 +117,27 @@ async def _counted(memo: Any, body: Any, *, first_time: bool = False) -> dict[st
     memo.resources.put(body)
     metrics.RECONCILE_TOTAL.labels(*labels).inc()
     try:
-        return await memo.reconciler.reconcile(body, first_time=first_time)
+        result = await memo.reconciler.reconcile(body, first_time=first_time)
     except Exception:
         metrics.RECONCILE_ERRORS.labels(*labels).inc()
         raise
+    await _fleet_rules(memo)  # only writes when this resource brought or removed a window
+    return result
+
+
+async def _fleet_rules(memo: Any, *, force: bool = False) -> None:
+    fleet = getattr(memo, "fleet_rules", None)
+    if fleet is not None:
+        await fleet.sync(memo.resources.values(), force=force)
+
+
+async def _after_resync(memo: Any, items: list[dict[str, Any]]) -> None:
+    """The round's LIST is the truth: forget resources deleted unseen, then sync the fleet rules."""
+    listed = {(item.get("metadata") or {}).get("uid") for item in items}
+    for cached in memo.resources.values():
+        if cached["metadata"].get("uid") not in listed:
+            memo.resources.drop(cached["metadata"]["uid"])
+    await _fleet_rules(memo, force=True)
 
 
 async def _run(memo: kopf.Memo, body: Any, *, first_time: bool = False) -> dict[str, Any]:
@@ -164,3 +191,4 @@ async def forget(uid: str, memo: kopf.Memo, **_: Any) -> None:
     """Drop per-resource state (optional: adds no finalizer, may miss deletions while down)."""
     memo.reconciler.forget(uid)
     memo.resources.drop(uid)
+    await _fleet_rules(memo)

@@ -3,7 +3,7 @@
 The error-budget policy (``shepherd.budget``, another module) decides whether rollouts are frozen;
 it reaches this module as a ``VerdictProvider`` — a function from the resource to a ``Verdict`` —
 so the reconcile never queries Prometheus itself. Rule and dashboard content reaches the monitoring
-renderer the same way, through a ``ContentProvider``. Both default to harmless stand-ins.
+renderer the same way, through a ``ContentProvider`` (default: the generated per-deployment board).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from shepherd.api import AgentDeployment, FreezeLevel
 from shepherd.budget.policy import scaling_only
 from shepherd.kube import KubeClient, KubeError, Outcome
 from shepherd.render import render_all, service_env, workload
-from shepherd.render.monitoring import MonitoringContent, placeholder_content
+from shepherd.render.monitoring import MonitoringContent, dashboard_content
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Reconciler:
 
     client: KubeClient
     verdicts: VerdictProvider = field(default=lambda _r: NOT_FROZEN)
-    content: ContentProvider = field(default=placeholder_content)
+    content: ContentProvider = field(default=dashboard_content)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     #: resourceVersion of the newest agent Deployment seen per owner uid: older snapshots (events
     #: still queued after a reconcile read a newer one) must not roll the status back.

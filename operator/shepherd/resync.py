@@ -4,6 +4,7 @@ A kopf timer would be one task per resource *and* makes kopf put a finalizer on 
 AgentDeployment (so deletion would hang while the operator is down). Instead one task started at
 operator start-up lists the AgentDeployments in scope every ``interval`` seconds and reconciles
 each, a bounded number at a time. A no-op reconcile only reads, so an idle fleet costs reads only.
+``after`` then gets the round's list (the fleet-wide SLO rules are kept in line from there).
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class Resync:
         interval: float,
         namespaces: Sequence[str] = (),
         concurrency: int = 8,
+        after: Callable[[list[dict[str, Any]]], Awaitable[Any]] | None = None,
     ) -> None:
         self.client, self.run, self.interval = client, run, interval
+        self.after = after
         self.namespaces = list(namespaces)
         self.concurrency = concurrency
         self._task: asyncio.Task[None] | None = None
@@ -82,7 +85,13 @@ class Resync:
                     log.exception("resync of %s/%s failed", meta.get("namespace"), meta.get("name"))
                     return False
 
-        return sum(await asyncio.gather(*(one(b) for b in items)))
+        done = sum(await asyncio.gather(*(one(b) for b in items)))
+        if self.after is not None:
+            try:
+                await self.after(items)
+            except Exception:
+                log.exception("after resync round failed")
+        return done
 
     async def _loop(self) -> None:
         while True:

@@ -1,14 +1,24 @@
-"""Monitoring children: PodMonitor, PrometheusRule and a Grafana dashboard ConfigMap.
+"""Monitoring children: a PodMonitor and a Grafana dashboard ConfigMap.
 
-Rule and dashboard *content* belongs to the SLO code (``shepherd.slo``); it arrives here as a
-``MonitoringContent`` argument so this module stays pure. ``placeholder_content`` is used until a
-provider is plugged into the reconciler.
+There is no per-resource PrometheusRule: the SLO rules are written once for the whole fleet, one
+PrometheusRule per distinct SLO window (``shepherd.fleetrules``), so ``spec.monitoring.prometheusRule``
+only says whether this resource's window is counted there. A per-resource PrometheusRule left by an
+older operator version is pruned (the kind stays in ``CHILD_KINDS``).
+
+Dashboard *content* arrives as a ``MonitoringContent`` argument so this module stays pure;
+``dashboard_content`` is the default provider: the generated per-deployment board (package data,
+``data/agentdeployment-dashboard.json``, written by ``python -m dashboards.build``) with its
+``namespace``/``agentdeployment`` variables preset to the resource.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 from shepherd.api import AgentDeployment
@@ -24,24 +34,61 @@ DASHBOARD_LABEL = "grafana_dashboard"
 class MonitoringContent:
     """What the SLO code provides for one resource.
 
-    ``rule_groups`` is the ``spec.groups`` list of a PrometheusRule (may be empty: fleet-wide
-    recording rules live elsewhere); ``dashboard_json`` is a Grafana dashboard model as JSON text.
+    ``dashboard_json`` is a Grafana dashboard model as JSON text. ``rule_groups`` is unused by
+    the renderer (rules are fleet-wide, see ``shepherd.fleetrules``); kept for providers.
     """
 
     rule_groups: list[dict[str, Any]] = field(default_factory=list)
     dashboard_json: str = ""
 
 
+BOARD_RESOURCE = "data/agentdeployment-dashboard.json"
+
+
+@functools.cache
+def board_template() -> dict[str, Any]:
+    """The generated per-deployment board (package data of ``shepherd``)."""
+    return json.loads((resources.files("shepherd") / BOARD_RESOURCE).read_text(encoding="utf-8"))
+
+
+def dashboard_uid(namespace: str, name: str) -> str:
+    """Stable per resource (survives re-creation), 32 characters (Grafana allows 40)."""
+    return hashlib.md5(f"{namespace}/{name}".encode()).hexdigest()
+
+
+def preset_board(board: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
+    """A copy of ``board`` for one resource: uid, title, and its template variables preset."""
+    out = copy.deepcopy(board)
+    out["uid"] = dashboard_uid(namespace, name)
+    out["title"] = f"Shepherd / {namespace}/{name}"
+    out.pop("id", None)
+    values = {"namespace": namespace, "agentdeployment": name}
+    for variable in (out.get("templating") or {}).get("list") or []:
+        value = values.get(variable.get("name"))
+        if value is None:
+            continue
+        option = {"selected": True, "text": value, "value": value}
+        variable["current"] = dict(option)
+        variable["options"] = [dict(option)]
+    return out
+
+
+def dashboard_content(resource: AgentDeployment) -> MonitoringContent:
+    """Default content provider: the real per-deployment board, preset to ``resource``."""
+    board = preset_board(board_template(), resource.namespace, resource.name)
+    return MonitoringContent(dashboard_json=json.dumps(board, sort_keys=True))
+
+
 def placeholder_content(resource: AgentDeployment) -> MonitoringContent:
-    """Stand-in until the SLO issue's generator is wired in: no rules, an empty titled board."""
+    """Cheap content for callers that only need the workload (webhook, benchmarks): an empty board."""
     board = {
         "title": f"{resource.namespace}/{resource.name} SLO",
-        "uid": f"shepherd-{resource.uid[:8]}" if resource.uid else f"shepherd-{resource.name}"[:40],
+        "uid": dashboard_uid(resource.namespace, resource.name),
         "schemaVersion": 39,
         "panels": [],
         "tags": ["shepherd"],
     }
-    return MonitoringContent(rule_groups=[], dashboard_json=json.dumps(board, sort_keys=True))
+    return MonitoringContent(dashboard_json=json.dumps(board, sort_keys=True))
 
 
 def pod_monitor(resource: AgentDeployment) -> dict[str, Any]:
@@ -68,15 +115,6 @@ def pod_monitor(resource: AgentDeployment) -> dict[str, Any]:
     }
 
 
-def prometheus_rule(resource: AgentDeployment, content: MonitoringContent) -> dict[str, Any]:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": metadata(resource, agent_name(resource), MONITORING_COMPONENT),
-        "spec": {"groups": list(content.rule_groups)},
-    }
-
-
 def dashboard_configmap(resource: AgentDeployment, content: MonitoringContent) -> dict[str, Any]:
     meta = metadata(resource, dashboard_name(resource), MONITORING_COMPONENT)
     meta["labels"] = {**meta["labels"], DASHBOARD_LABEL: "1"}
@@ -93,8 +131,6 @@ def render(resource: AgentDeployment, content: MonitoringContent) -> list[dict[s
     objs: list[dict[str, Any]] = []
     if wants.pod_monitor:
         objs.append(pod_monitor(resource))
-    if wants.prometheus_rule:
-        objs.append(prometheus_rule(resource, content))
     if wants.dashboard:
         objs.append(dashboard_configmap(resource, content))
     return objs

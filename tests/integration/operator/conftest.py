@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ REPO = Path(__file__).resolve().parents[3]
 RESYNC_SECONDS = "2"
 #: The production default: tests without drift use it, so status must flow from watch events alone.
 PRODUCTION_RESYNC = "300"
-OPERATOR_USER_AGENTS = ("shepherd-operator", "kopf/")
 KOPF_PROGRESS = "shepherd.dev/reconcile"  # kopf's progress record of the handler with id "reconcile"
 
 
@@ -104,45 +102,3 @@ def wait_ready(kube: Cluster, namespace: str, name: str, timeout: float = 120) -
 
 def exists(kube: Cluster, kind: str, name: str, namespace: str) -> bool:
     return kube.kubectl("get", kind, name, "-n", namespace, check=False).returncode == 0
-
-
-class AuditCounter:
-    """Counts requests in the apiserver audit log from a point on (by user agent and namespace)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = path.stat().st_size
-
-    def mark(self) -> None:
-        self.offset = self.path.stat().st_size
-
-    def entries(self, namespace: str) -> list[dict[str, Any]]:
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            lines = f.read().splitlines()
-        out = []
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("stage") != "ResponseComplete":
-                continue
-            if not str(entry.get("userAgent", "")).startswith(OPERATOR_USER_AGENTS):
-                continue
-            if (entry.get("objectRef") or {}).get("namespace") != namespace:
-                continue
-            out.append(entry)
-        return out
-
-    def writes(self, namespace: str) -> list[str]:
-        return [
-            f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name', '')}"
-            f"{'/' + e['objectRef']['subresource'] if e['objectRef'].get('subresource') else ''}"
-            f" ({e.get('userAgent', '')[:40]}, {e.get('requestReceivedTimestamp', '')})"
-            for e in self.entries(namespace)
-            if e["verb"] in ("create", "update", "patch", "delete", "deletecollection")
-        ]
-
-    def reads(self, namespace: str) -> int:
-        return sum(1 for e in self.entries(namespace) if e["verb"] in ("get", "list"))

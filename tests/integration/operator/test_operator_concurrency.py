@@ -7,10 +7,11 @@ import os
 import time
 from collections import Counter
 
+from tests.harness.audit import AuditCounter
 from tests.harness.cluster import Cluster
 from tests.harness.processes import wait_until
 
-from .conftest import PRODUCTION_RESYNC, AuditCounter, condition
+from .conftest import PRODUCTION_RESYNC, condition
 
 #: SHEPHERD_TEST_AGD_COUNT=100 makes this a quick scale probe (``make bench`` is the real benchmark).
 COUNT = int(os.environ.get("SHEPHERD_TEST_AGD_COUNT", "10"))

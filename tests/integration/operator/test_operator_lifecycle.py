@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.audit import AuditCounter
 from tests.harness.cluster import Cluster
 from tests.harness.processes import wait_until
 
-from .conftest import AuditCounter, condition, exists, get_agd, wait_ready
+from .conftest import condition, exists, get_agd, wait_ready
 
 REPO = Path(__file__).resolve().parents[3]
 BASIC = REPO / "examples" / "basic.yaml"
@@ -26,7 +27,6 @@ AGENT_CHILDREN = [
 REDIS_CHILDREN = [("statefulset", f"{NAME}-redis"), ("service", f"{NAME}-redis")]
 MONITORING_CHILDREN = [
     ("podmonitors.monitoring.coreos.com", NAME),
-    ("prometheusrules.monitoring.coreos.com", NAME),
     ("configmap", f"{NAME}-dashboard"),
 ]
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from shepherd import rbac
 
+from tests.harness.audit import AuditCounter
 from tests.harness.cluster import Cluster
 from tests.harness.processes import wait_until
 
-from .conftest import AuditCounter, exists, wait_ready
+from .conftest import exists, wait_ready
 
 REPO = Path(__file__).resolve().parents[3]
 BASIC = REPO / "examples" / "basic.yaml"
@@ -51,7 +52,6 @@ def test_full_scenario_under_the_generated_cluster_role(
         for kind, name in [
             ("statefulset", f"{NAME}-redis"),
             ("podmonitors.monitoring.coreos.com", NAME),
-            ("prometheusrules.monitoring.coreos.com", NAME),
             ("configmap", f"{NAME}-dashboard"),
         ]:
             assert exists(kube, kind, name, ns), f"{kind}/{name}"
