@@ -98,7 +98,8 @@ def floor(cluster: Cluster, n: int) -> float:
         interval=0.5,
     )
     elapsed = time.monotonic() - start
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    # Wait for the namespace to go, so the next size starts on an empty cluster.
+    cluster.kubectl("delete", "namespace", namespace, "--timeout=600s")
     return elapsed
 
 
@@ -179,7 +180,8 @@ def with_operator(cluster: Cluster, kubeconfig: Path, n: int, workdir: Path) -> 
     _quiet(counter)
     on_resync = counter.verbs()
     rss = max(rss, operator.stop())
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    # Wait for the namespace to go, so the next size starts on an empty cluster.
+    cluster.kubectl("delete", "namespace", namespace, "--timeout=600s")
     return {
         "seconds": elapsed,
         "create_requests": sum(on_create.values()) / n,
