@@ -8,12 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 
 from agent_service.api.assistants import resolve_assistant
 from agent_service.api.deps import RuntimeDep, ThreadDep, current_tenant, not_found, owned
-from agent_service.api.schemas import RunCreate, RunStatus
+from agent_service.api.schemas import MAX_OFFSET, RunCreate, RunStatus
 from agent_service.execution import LocalRun
 from agent_service.runtime import Runtime
 from agent_service.serialization import dumps
@@ -147,7 +147,11 @@ RunDep = Annotated[dict[str, Any], Depends(existing_run)]
 
 @thread_runs.get("")
 async def list_runs(
-    thread: ThreadDep, runtime: RuntimeDep, limit: int = 10, offset: int = 0, status: RunStatus | None = None
+    thread: ThreadDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    status: RunStatus | None = None,
 ) -> list[dict[str, Any]]:
     if limit < 1 or offset < 0:
         raise HTTPException(status_code=422, detail="limit must be >= 1 and offset >= 0")

@@ -17,6 +17,8 @@ MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
 Json = dict[str, Any]
+# Redis range indexes are 64-bit: a larger offset would reach Redis as an error, not a 422.
+MAX_OFFSET = 2**31
 
 
 class _Body(BaseModel):
@@ -35,7 +37,7 @@ class AssistantSearch(_Body):
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class AssistantCount(_Body):
@@ -60,7 +62,7 @@ class ThreadSearch(_Body):
     ids: list[str] | None = None
     status: ThreadStatus | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "updated_at"
     sort_order: Literal["asc", "desc"] = "desc"
 
