@@ -16,6 +16,7 @@ QUESTION = "What is an error budget? Look it up in the notes."
 class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -62,8 +63,11 @@ async def closed_loop(
                 remaining -= 1
                 try:
                     result.latencies.append(await streamed_run(client, assistant_id, headers or {}))
-                except (httpx.HTTPError, RuntimeError):
+                except (httpx.HTTPError, RuntimeError) as error:
                     result.errors += 1
+                    status = getattr(getattr(error, "response", None), "status_code", None)
+                    kind = f"HTTP {status}" if status else type(error).__name__
+                    result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
 
         start = time.perf_counter()
         await asyncio.gather(*(user() for _ in range(users)))
