@@ -30,7 +30,7 @@ AUDIT_POLICY = {
 
 def fake_node(name: str) -> dict:
     """A Node that kwok manages (by its annotation); no taint, so ordinary Pods land on it."""
-    capacity = {"cpu": "32", "memory": "256Gi", "pods": "1000", "ephemeral-storage": "1Ti"}
+    capacity = {"cpu": "256", "memory": "2Ti", "pods": "1000", "ephemeral-storage": "10Ti"}
     return {
         "apiVersion": "v1",
         "kind": "Node",
