@@ -14,22 +14,12 @@ from pathlib import Path
 
 import httpx
 
+from tests.harness.podbridge import PodBridge
 from tests.harness.processes import ManagedProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "shepherd"
 OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
-
-
-def _container_env(container: dict, namespace: str) -> dict[str, str]:
-    fields = {"metadata.namespace": namespace, "metadata.name": "shepherd-operator-local"}
-    env = {}
-    for var in container["env"]:
-        if "value" in var:
-            env[var["name"]] = var["value"]
-        else:
-            env[var["name"]] = fields[var["valueFrom"]["fieldRef"]["fieldPath"]]
-    return env
 
 
 def _args(container: dict, watch: str, health_port: int) -> list[str]:
@@ -63,6 +53,11 @@ def test_example_becomes_ready_under_the_charts_service_account(kube, tmp_path):
     try:
         pod = kube.get("deployment", release, namespace=namespace)["spec"]["template"]["spec"]
         container = pod["containers"][0]
+        running = next(
+            p
+            for p in kube.get("pods", namespace=namespace)["items"]
+            if p["metadata"]["labels"].get("app.kubernetes.io/instance") == release
+        )
         service_account = pod["serviceAccountName"]
         user = f"system:serviceaccount:{namespace}:{service_account}"
         wait_until(
@@ -79,7 +74,8 @@ def test_example_becomes_ready_under_the_charts_service_account(kube, tmp_path):
             "PATH": os.environ["PATH"],
             "HOME": str(tmp_path),
             "KUBECONFIG": str(kube.kubeconfig_for_serviceaccount(namespace, service_account)),
-            **_container_env(container, namespace),
+            # The env as the kubelet would resolve it for the chart's (kwok-run) Pod.
+            **PodBridge(kube, namespace, tmp_path / "bridge").environment(running, container),
         }
         operator = ManagedProcess(
             "shepherd-operator",
