@@ -44,11 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from shepherd import monitoring_labels
+
+    try:  # read once, here: a bad chart `*.labels` value stops the start, naming the variable
+        labels = monitoring_labels.from_environment()
+    except monitoring_labels.LabelsError as exc:
+        print(f"shepherd-operator: {exc}", file=sys.stderr)
+        return 2
     import kopf  # imported late so --help is instant
 
     import shepherd.handlers  # (registers the handlers)
 
     shepherd.handlers.NAMESPACES[:] = args.namespace  # the budget watcher serves the same scope
+    shepherd.handlers.MONITORING_LABELS = labels
 
     from shepherd import metrics
 

@@ -5,7 +5,9 @@ the whole fleet, never once per AgentDeployment. So no AgentDeployment gets a Pr
 own; instead the operator keeps one object per SLO window in use by a resource with
 ``spec.monitoring.prometheusRule: true``, named ``shepherd-slo-<window>`` and labelled
 ``shepherd.dev/slo-window=<window>``, in ``SHEPHERD_NAMESPACE`` (the chart sets it). Unset: no
-fleet rules, one log line at start-up.
+fleet rules, one log line at start-up. The objects also carry the extra labels a Prometheus'
+``ruleSelector`` may need (``SHEPHERD_PROMETHEUS_RULE_LABELS``, read at start-up by
+``shepherd.monitoring_labels``); Shepherd's own labels win on a clash, so ``SELECTOR`` still finds them.
 
 Object contents (``desired``, pure): the window's ``shepherd-slo-<window>`` groups, plus the
 ``shepherd-sli`` recording rules of the rate windows it needs that no longer window's object
@@ -28,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from shepherd.apply import contains, stamped
 from shepherd.kube import KubeClient, Outcome
+from shepherd.render.common import merge_labels
 from shepherd.slo.objectives import fleet_slo_windows
 from shepherd.slo.rules import RuleConfig, llm_group, sli_group, slo_groups, slo_windows
 from shepherd.slo.windows import format_duration
@@ -69,8 +72,12 @@ def desired(
     *,
     chart_windows: Sequence[str] = (),
     config: RuleConfig | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The fleet PrometheusRules for ``resources`` (pure): one per window, longest first."""
+    """The fleet PrometheusRules for ``resources`` (pure): one per window, longest first.
+
+    ``labels``: extra labels on every object (Shepherd's own win on a clash).
+    """
     config = config or RuleConfig()
     chart = slo_windows(chart_windows, config)
     skipped = {format_duration(ws.slo_window) for ws in chart}
@@ -97,12 +104,15 @@ def desired(
                 "metadata": {
                     "name": rule_name(window),
                     "namespace": namespace,
-                    "labels": {
-                        "app.kubernetes.io/name": "shepherd",
-                        "app.kubernetes.io/component": COMPONENT,
-                        "app.kubernetes.io/managed-by": "shepherd",
-                        WINDOW_LABEL: window,
-                    },
+                    "labels": merge_labels(
+                        {
+                            "app.kubernetes.io/name": "shepherd",
+                            "app.kubernetes.io/component": COMPONENT,
+                            "app.kubernetes.io/managed-by": "shepherd",
+                            WINDOW_LABEL: window,
+                        },
+                        labels or {},
+                    ),
                 },
                 "spec": {"groups": groups},
             }
@@ -118,20 +128,31 @@ def _rate_window(rule: dict[str, Any]) -> str:
 class FleetRules:
     """Keeps the fleet PrometheusRules in ``namespace`` in line with the fleet's SLO windows."""
 
-    def __init__(self, client: KubeClient, namespace: str, *, chart_windows: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        namespace: str,
+        *,
+        chart_windows: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.client, self.namespace = client, namespace
         self.chart_windows = list(chart_windows)
+        self.labels = dict(labels or {})
         self._synced: tuple[str, ...] | None = None
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_environment(cls, client: KubeClient) -> FleetRules | None:
+    def from_environment(
+        cls, client: KubeClient, *, labels: Mapping[str, str] | None = None
+    ) -> FleetRules | None:
+        """From ``SHEPHERD_NAMESPACE`` and ``SHEPHERD_FLEET_RULES_FROM_CHART``; ``labels`` come parsed."""
         namespace = os.environ.get("SHEPHERD_NAMESPACE", "")
         if not namespace:
             log.info("SHEPHERD_NAMESPACE unset: the fleet's SLO PrometheusRules are not managed")
             return None
         chart = [w.strip() for w in os.environ.get(CHART_WINDOWS_ENV, "").split(",") if w.strip()]
-        return cls(client, namespace, chart_windows=chart)
+        return cls(client, namespace, chart_windows=chart, labels=labels)
 
     async def sync(self, resources: Iterable[Any], *, force: bool = False) -> None:
         """Apply/prune; without ``force`` only when the set of windows changed since the last sync.
@@ -144,7 +165,10 @@ class FleetRules:
             if not force and windows == self._synced:
                 return
             try:
-                if await self._sync(desired(resources, self.namespace, chart_windows=self.chart_windows)):
+                wanted = desired(
+                    resources, self.namespace, chart_windows=self.chart_windows, labels=self.labels
+                )
+                if await self._sync(wanted):
                     self._synced = windows
             except Exception:
                 log.exception("fleet SLO rules: sync failed")

@@ -9,6 +9,9 @@
 * fleet SLO rules (``shepherd.fleetrules``): one PrometheusRule per SLO window in use, in
   ``SHEPHERD_NAMESPACE``; synced after each resync round and after a reconcile that changes the set
   of windows (compared in memory: no API call otherwise).
+* extra labels for monitoring objects (``shepherd.monitoring_labels``): parsed from the environment
+  by ``shepherd.__main__`` before kopf starts (a bad value stops the process there) and handed to
+  the reconciler and the fleet rules through ``MONITORING_LABELS``.
 * ``child-deployment`` (event on Deployments labelled managed-by=shepherd): replica counts reach
   the owner's status as Pods become ready, and a deleted/edited Deployment is repaired at once.
   The owner's body comes from the ``owners`` index (kopf keeps it from its watch: no GET).
@@ -35,6 +38,7 @@ from shepherd.fleetrules import FleetRules
 from shepherd.kube import KubeClient, KubeError
 from shepherd.reconcile import Reconciler
 from shepherd.render.common import MANAGED_BY, OWNER_LABEL
+from shepherd.render.monitoring import NO_LABELS, MonitoringLabels
 from shepherd.resync import Resync
 
 RESYNC_SECONDS = float(os.environ.get("SHEPHERD_RESYNC_SECONDS", "300"))
@@ -42,6 +46,8 @@ ANNOTATION_PREFIX = "shepherd.dev"
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 #: Namespaces (glob patterns allowed) the operator serves; empty = all. Set by ``shepherd.__main__``.
 NAMESPACES: list[str] = []
+#: Extra labels for the PodMonitors and fleet PrometheusRules. Set by ``shepherd.__main__``.
+MONITORING_LABELS: MonitoringLabels = NO_LABELS
 
 
 @kopf.on.startup(id="configure")
@@ -67,13 +73,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The error-budget policy reaches the reconcile as a verdict provider; the budget watcher is one
     # task for the whole fleet (not a per-resource timer), started here and cancelled at cleanup.
     gate = FreezeGate()
-    memo.reconciler = Reconciler(client, verdicts=gate)
+    memo.reconciler = Reconciler(client, verdicts=gate, labels=MONITORING_LABELS)
     # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics.
     memo.resources = metrics.ResourceCache()
     metrics.register_objectives(memo.resources)
     # One resync loop for the fleet (a kopf timer would add a task and a finalizer per resource).
     # The fleet's SLO rules: one PrometheusRule per window in use (None without SHEPHERD_NAMESPACE).
-    memo.fleet_rules = FleetRules.from_environment(client)
+    memo.fleet_rules = FleetRules.from_environment(client, labels=MONITORING_LABELS.prometheus_rule)
     memo.resync = Resync(
         client,
         lambda body: _counted(memo, body),

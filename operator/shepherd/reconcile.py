@@ -21,7 +21,7 @@ from shepherd.api import AgentDeployment, FreezeLevel
 from shepherd.budget.policy import scaling_only
 from shepherd.kube import KubeClient, KubeError, Outcome
 from shepherd.render import render_all, service_env, workload
-from shepherd.render.monitoring import MonitoringContent, dashboard_content
+from shepherd.render.monitoring import MonitoringContent, MonitoringLabels, dashboard_content
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ class Reconciler:
     client: KubeClient
     verdicts: VerdictProvider = field(default=lambda _r: NOT_FROZEN)
     content: ContentProvider = field(default=dashboard_content)
+    #: Extra labels for the monitoring children (the chart's, read at start-up).
+    labels: MonitoringLabels = field(default_factory=MonitoringLabels)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     #: resourceVersion of the newest agent Deployment seen per owner uid: older snapshots (events
     #: still queued after a reconcile read a newer one) must not roll the status back.
@@ -128,7 +130,7 @@ class Reconciler:
             await self._write_status(body, current_status, outcome)
             return {"problem": problem}
 
-        children = render_all(resource, self.content(resource))
+        children = render_all(resource, self.content(resource), self.labels)
         block = self.verdicts(resource).blocks(resource)
         workload_keys = {(o["kind"], o["metadata"]["name"]) for o in children.workload}
         try:

@@ -61,12 +61,16 @@ class ChildSet:
         return sorted(self.workload + self.others, key=lambda o: order[(o["apiVersion"], o["kind"])])
 
 
-def render_all(resource: AgentDeployment, content: monitoring.MonitoringContent) -> ChildSet:
-    """Every desired child of ``resource`` (pure)."""
+def render_all(
+    resource: AgentDeployment,
+    content: monitoring.MonitoringContent,
+    labels: monitoring.MonitoringLabels = monitoring.NO_LABELS,
+) -> ChildSet:
+    """Every desired child of ``resource`` (pure); ``labels``: extra labels for monitoring children."""
     work = workload.render(resource)
     rollout = [o for o in work if o["kind"] in ("Deployment", "ConfigMap")]
     rest = [o for o in work if o["kind"] not in ("Deployment", "ConfigMap")]
     rest += redis.render(resource)
     rest += autoscaling.render(resource)
-    rest += monitoring.render(resource, content)
+    rest += monitoring.render(resource, content, labels)
     return ChildSet(workload=rollout, others=rest)

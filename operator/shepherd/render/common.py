@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from shepherd.api import API_VERSION, KIND, AgentDeployment
@@ -34,6 +35,11 @@ def labels(resource: AgentDeployment, component: str) -> dict[str, str]:
         "app.kubernetes.io/managed-by": MANAGED_BY,
         OWNER_LABEL: resource.name,
     }
+
+
+def merge_labels(own: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``own`` plus the user's ``extra`` labels; Shepherd's own win on a clash (selectors keep matching)."""
+    return {**own, **{k: v for k, v in extra.items() if k not in own}}
 
 
 def child_selector(resource_name: str) -> str:

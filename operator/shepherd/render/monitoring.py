@@ -9,6 +9,10 @@ Dashboard *content* arrives as a ``MonitoringContent`` argument so this module s
 ``dashboard_content`` is the default provider: the generated per-deployment board (package data,
 ``data/agentdeployment-dashboard.json``, written by ``python -m dashboards.build``) with its
 ``namespace``/``agentdeployment`` variables preset to the resource.
+
+Extra labels for the PodMonitor (a Prometheus' ``podMonitorSelector``, e.g. ``release: <name>``)
+arrive the same way, as a ``MonitoringLabels`` argument (read from the environment once, at
+start-up, by ``shepherd.monitoring_labels``); Shepherd's own labels win on a clash.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import copy
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from shepherd.api import AgentDeployment
-from shepherd.render.common import OWNER_LABEL, agent_name, dashboard_name, metadata
+from shepherd.render.common import OWNER_LABEL, agent_name, dashboard_name, merge_labels, metadata
 
 MONITORING_COMPONENT = "monitoring"
 #: Label Prometheus adds to every scraped series of this resource (the metrics contract).
@@ -41,6 +46,20 @@ class MonitoringContent:
     rule_groups: list[dict[str, Any]] = field(default_factory=list)
     dashboard_json: str = ""
 
+
+@dataclass(frozen=True)
+class MonitoringLabels:
+    """Operator-wide extra labels for monitoring objects, so a Prometheus selecting on labels loads them.
+
+    ``prometheus_rule`` goes on the fleet PrometheusRules (``shepherd.fleetrules``), ``pod_monitor``
+    on every AgentDeployment's PodMonitor. Empty (the default): the objects carry Shepherd's labels only.
+    """
+
+    prometheus_rule: Mapping[str, str] = field(default_factory=dict)
+    pod_monitor: Mapping[str, str] = field(default_factory=dict)
+
+
+NO_LABELS = MonitoringLabels()
 
 BOARD_RESOURCE = "data/agentdeployment-dashboard.json"
 
@@ -91,9 +110,11 @@ def placeholder_content(resource: AgentDeployment) -> MonitoringContent:
     return MonitoringContent(dashboard_json=json.dumps(board, sort_keys=True))
 
 
-def pod_monitor(resource: AgentDeployment) -> dict[str, Any]:
+def pod_monitor(resource: AgentDeployment, labels: MonitoringLabels = NO_LABELS) -> dict[str, Any]:
     """Scrapes the agent (port ``http``) and the redis_exporter (port ``metrics``) of this resource."""
     interval = resource.spec.monitoring.scrape_interval
+    meta = metadata(resource, agent_name(resource), MONITORING_COMPONENT)
+    meta["labels"] = merge_labels(meta["labels"], labels.pod_monitor)
     relabelings = [
         {
             "action": "replace",
@@ -104,7 +125,7 @@ def pod_monitor(resource: AgentDeployment) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PodMonitor",
-        "metadata": metadata(resource, agent_name(resource), MONITORING_COMPONENT),
+        "metadata": meta,
         "spec": {
             "selector": {"matchLabels": {OWNER_LABEL: resource.name}},
             "podMetricsEndpoints": [
@@ -126,11 +147,13 @@ def dashboard_configmap(resource: AgentDeployment, content: MonitoringContent) -
     }
 
 
-def render(resource: AgentDeployment, content: MonitoringContent) -> list[dict[str, Any]]:
+def render(
+    resource: AgentDeployment, content: MonitoringContent, labels: MonitoringLabels = NO_LABELS
+) -> list[dict[str, Any]]:
     wants = resource.spec.monitoring
     objs: list[dict[str, Any]] = []
     if wants.pod_monitor:
-        objs.append(pod_monitor(resource))
+        objs.append(pod_monitor(resource, labels))
     if wants.dashboard:
         objs.append(dashboard_configmap(resource, content))
     return objs

@@ -1,4 +1,5 @@
-"""Fleet SLO rules (one PrometheusRule per window in use) and the per-resource dashboard, end to end."""
+"""Fleet SLO rules (one PrometheusRule per window in use), the per-resource dashboard and PodMonitor,
+with the chart's extra monitoring labels, end to end."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from .conftest import RESYNC_SECONDS
 REPO = Path(__file__).resolve().parents[3]
 BASIC = yaml.safe_load((REPO / "examples" / "basic.yaml").read_text())
 SELECTOR = "app.kubernetes.io/managed-by=shepherd,app.kubernetes.io/component=slo-fleet-rules"
+#: What the chart's prometheusRules.labels / podMonitors.labels pass (kube-prometheus-stack selects on
+#: `release`); the clashing component label must lose to Shepherd's, or the selector above would miss.
+RULE_LABELS = {"release": "kps", "app.kubernetes.io/component": "user"}
+POD_MONITOR_LABELS = {"release": "kps-pods"}
 
 
 def _agd(name: str, window: str) -> dict:
@@ -44,6 +49,8 @@ def test_fleet_rules_per_window_and_preset_dashboard(
             "SHEPHERD_RESYNC_SECONDS": RESYNC_SECONDS,
             "SHEPHERD_METRICS_PORT": "0",
             "SHEPHERD_NAMESPACE": home,
+            "SHEPHERD_PROMETHEUS_RULE_LABELS": json.dumps(RULE_LABELS),
+            "SHEPHERD_POD_MONITOR_LABELS": json.dumps(POD_MONITOR_LABELS),
         },
     )
     op.start()
@@ -58,8 +65,17 @@ def test_fleet_rules_per_window_and_preset_dashboard(
         for window in ("30d", "1h"):
             rule = rules[f"shepherd-slo-{window}"]
             assert rule["metadata"]["labels"]["shepherd.dev/slo-window"] == window
+            assert rule["metadata"]["labels"]["release"] == "kps"
             groups = {g["name"] for g in rule["spec"]["groups"]}
             assert {f"shepherd-slo-{window}", f"shepherd-slo-{window}-steps"} <= groups
+        pod_monitor = wait_until(
+            lambda: kube.get("podmonitor", "monthly", ns, check=False),
+            timeout=60,
+            what="PodMonitor",
+            interval=0.5,
+        )
+        assert pod_monitor["metadata"]["labels"]["release"] == "kps-pods"
+        assert pod_monitor["metadata"]["labels"]["shepherd.dev/agentdeployment"] == "monthly"
         # No per-resource PrometheusRule in the resources' namespace.
         assert (
             json.loads(kube.kubectl("get", "prometheusrules", "-n", ns, "-o", "json").stdout)["items"] == []

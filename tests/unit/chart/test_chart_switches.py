@@ -317,6 +317,28 @@ def test_prometheus_rules_are_toggled_separately(render):
     assert [d["metadata"]["name"] for d in docs.all("PrometheusRule")] == ["shepherd-operator"]
 
 
+def test_monitoring_labels_reach_the_operator(render):
+    """The operator puts them on its fleet PrometheusRules and per-AgentDeployment PodMonitors."""
+    from shepherd.monitoring_labels import POD_MONITOR_LABELS_ENV, RULE_LABELS_ENV, from_environment
+
+    env = render().env()
+    assert json.loads(env[RULE_LABELS_ENV]) == {}
+    assert json.loads(env[POD_MONITOR_LABELS_ENV]) == {}
+    docs = render(
+        "--set", "prometheusRules.operator.enabled=true",
+        "--set", "prometheusRules.labels.release=kps",
+        "--set", "podMonitors.labels.release=kps-pods",
+        "--set", "podMonitors.labels.example\\.com/team=platform",
+    )  # fmt: skip
+    env = docs.env()
+    assert json.loads(env[RULE_LABELS_ENV]) == {"release": "kps"}
+    assert json.loads(env[POD_MONITOR_LABELS_ENV]) == {"release": "kps-pods", "example.com/team": "platform"}
+    assert docs.one("PrometheusRule")["metadata"]["labels"]["release"] == "kps"  # the chart's own, as before
+    labels = from_environment(env)  # what the operator reads at start-up
+    assert labels.prometheus_rule == {"release": "kps"}
+    assert labels.pod_monitor == {"release": "kps-pods", "example.com/team": "platform"}
+
+
 def test_alert_overrides_and_runbook_base_url(render):
     docs = render(values=[CHART / "ci" / "monitoring-on-values.yaml"])
     alerts = _alerts(docs.one("PrometheusRule", "shepherd-slo"))
