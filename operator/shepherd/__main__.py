@@ -36,7 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("SHEPHERD_METRICS_PORT", "8080")),
         help="serve /metrics on this port, 0 to disable (default: $SHEPHERD_METRICS_PORT or 8080)",
     )
-    parser.add_argument("--metrics-address", default="0.0.0.0", help="address for /metrics")
+    parser.add_argument(
+        "--metrics-address",
+        default=os.environ.get("SHEPHERD_METRICS_ADDRESS", "0.0.0.0"),
+        help="address for /metrics (default: $SHEPHERD_METRICS_ADDRESS or 0.0.0.0)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose logging")
     parser.add_argument("--debug", action="store_true", help="debug logging")
     return parser.parse_args(argv)
@@ -44,6 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from shepherd import api
+
+    try:
+        api.platform_defaults()  # a bad chart `defaults.*` value stops the start, naming the variable
+    except ValueError as exc:
+        print(f"shepherd-operator: {exc}", file=sys.stderr)
+        return 2
     from shepherd import monitoring_labels
 
     try:  # read once, here: a bad chart `*.labels` value stops the start, naming the variable

@@ -10,13 +10,25 @@ the same invalid manifests through both.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import keyword
+import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP = "shepherd.dev"
@@ -47,6 +59,12 @@ _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def duration_seconds(value: str) -> int:
     """Seconds in a duration such as ``30d`` or ``10m`` (validated by ``DURATION_PATTERN``)."""
     return int(value[:-1]) * _DURATION_SECONDS[value[-1]]
+
+
+def _platform_defaulted(schema: dict[str, Any]) -> None:
+    """No CRD default for a field the operator fills from the platform defaults: a default written
+    by the apiserver would hide the platform team's choice (see ``PlatformDefaults``)."""
+    schema.pop("default", None)
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
@@ -448,6 +466,15 @@ class Slo(_Model):
     )
     latency: LatencyObjective | None = Field(default=None, description="Request latency objective.")
     ttft: LatencyObjective | None = Field(default=None, description="Time-to-first-streamed-token objective.")
+    min_events: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Requests a burn-rate alert's long window must see before the alert may fire, so that "
+            "1 failure in 2 requests does not page (default 20); lower it for low-traffic agents."
+        ),
+    )
 
     @field_validator("window")
     @classmethod
@@ -613,7 +640,16 @@ class NetworkPolicySpec(_Model):
 class AgentDeploymentSpec(_Model):
     """Desired state of an agent service and everything around it."""
 
-    image: str = Field(default=DEFAULT_AGENT_IMAGE, min_length=1, max_length=512, description="Agent image.")
+    image: str = Field(
+        default=DEFAULT_AGENT_IMAGE,
+        min_length=1,
+        max_length=512,
+        description=(
+            "Agent image. Omitted: the platform default (chart value defaults.agentImage), "
+            f"else {DEFAULT_AGENT_IMAGE}."
+        ),
+        json_schema_extra=_platform_defaulted,
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="Image pull policy of the agent container."
     )
@@ -653,9 +689,21 @@ class AgentDeploymentSpec(_Model):
     autoscaling: Autoscaling | None = Field(
         default=None, description="Autoscaling; fixed replicas when omitted."
     )
-    slo: Slo = Field(default_factory=Slo, description="Service level objectives.")
+    slo: Slo = Field(
+        default_factory=Slo,
+        description=(
+            "Service level objectives. Omitted: the platform default (chart value defaults.slo), "
+            "else 99.5% availability over 30d."
+        ),
+        json_schema_extra=_platform_defaulted,
+    )
     error_budget_policy: ErrorBudgetPolicy = Field(
-        default_factory=ErrorBudgetPolicy, description="Steps taken as the error budget burns."
+        default_factory=ErrorBudgetPolicy,
+        description=(
+            "Steps taken as the error budget burns. Omitted: the platform default (chart value "
+            "defaults.errorBudgetPolicy), else notify at 50%, freeze non-critical at 75%, all at 100%."
+        ),
+        json_schema_extra=_platform_defaulted,
     )
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring objects.")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry tracing.")
@@ -675,7 +723,7 @@ class AgentDeploymentSpec(_Model):
                     ".monitoring",
                 ),
                 _cel(
-                    "!has(self.slo.latency) || !has(self.slo.ttft) || "
+                    "!has(self.slo) || !has(self.slo.latency) || !has(self.slo.ttft) || "
                     "self.slo.ttft.thresholdSeconds <= self.slo.latency.thresholdSeconds",
                     "slo.ttft.thresholdSeconds must be <= slo.latency.thresholdSeconds",
                     ".slo",
@@ -696,6 +744,57 @@ class AgentDeploymentSpec(_Model):
         if lat is not None and ttft is not None and ttft.threshold_seconds > lat.threshold_seconds:
             raise ValueError("slo.ttft.thresholdSeconds must be <= slo.latency.thresholdSeconds")
         return self
+
+
+class PlatformDefaults(_Model):
+    """What a resource gets when it omits ``spec.image``, ``spec.slo`` or ``spec.errorBudgetPolicy``.
+
+    The platform team sets these once (chart values ``defaults.*``, passed as ``ENV``); without
+    them the built-in defaults apply. A field is taken whole: a resource that sets ``spec.slo``
+    gets none of the platform's SLO.
+    """
+
+    image: str = Field(default=DEFAULT_AGENT_IMAGE, min_length=1, max_length=512)
+    slo: Slo = Field(default_factory=Slo)
+    error_budget_policy: ErrorBudgetPolicy = Field(default_factory=ErrorBudgetPolicy)
+
+    #: Wire name -> the variable it is read from (JSON for the objects).
+    ENV: ClassVar[dict[str, str]] = {
+        "image": "SHEPHERD_DEFAULT_AGENT_IMAGE",
+        "slo": "SHEPHERD_DEFAULT_SLO",
+        "errorBudgetPolicy": "SHEPHERD_DEFAULT_ERROR_BUDGET_POLICY",
+    }
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> PlatformDefaults:
+        """Read ``ENV`` (unset or empty: built-in); raises ValueError naming each bad variable."""
+        values: dict[str, Any] = {}
+        for name, variable in cls.ENV.items():
+            raw = environ.get(variable, "").strip()
+            if not raw:
+                continue
+            try:
+                values[name] = raw if name == "image" else json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{variable} is not valid JSON: {exc}") from None
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = [
+                f"{cls.ENV[str(e['loc'][0])]}: {'.'.join(map(str, e['loc'][1:])) or 'value'}: {e['msg']}"
+                for e in exc.errors()
+            ]
+            raise ValueError("; ".join(problems)) from None
+
+    def fill(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``spec`` (wire form) with the omitted platform-defaulted fields filled in."""
+        return {**self.model_dump(by_alias=True, exclude_none=True, mode="json"), **spec}
+
+
+@functools.cache
+def platform_defaults() -> PlatformDefaults:
+    """The process's platform defaults, read from the environment once."""
+    return PlatformDefaults.from_environment()
 
 
 def graph_problem(graph: str) -> str | None:
@@ -872,14 +971,16 @@ class AgentDeployment(BaseModel):
         return self.metadata.get("annotations") or {}
 
 
-def parse(body: dict[str, Any]) -> AgentDeployment:
-    """Parse a resource body (as the apiserver returns it) into the typed model."""
+def parse(body: Mapping[str, Any], defaults: PlatformDefaults | None = None) -> AgentDeployment:
+    """Parse a resource body (as the apiserver returns it) into the typed model, the omitted
+    platform-defaulted fields filled from ``defaults`` (default: ``platform_defaults()``)."""
+    defaults = defaults or platform_defaults()
     return AgentDeployment.model_validate(
         {
             "apiVersion": body.get("apiVersion", API_VERSION),
             "kind": body.get("kind", KIND),
             "metadata": dict(body.get("metadata") or {}),
-            "spec": body.get("spec") or {},
+            "spec": defaults.fill(body.get("spec") or {}),
             "status": body.get("status") or {},
         }
     )

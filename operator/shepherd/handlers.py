@@ -122,10 +122,11 @@ async def _counted(memo: Any, body: Any, *, first_time: bool = False) -> dict[st
     labels = (meta.get("namespace", ""), meta.get("name", ""))
     memo.resources.put(body)
     metrics.RECONCILE_TOTAL.labels(*labels).inc()
+    errors = metrics.RECONCILE_ERRORS.labels(*labels)  # exported at 0 so the error rate is 0, not absent
     try:
         result = await memo.reconciler.reconcile(body, first_time=first_time)
     except Exception:
-        metrics.RECONCILE_ERRORS.labels(*labels).inc()
+        errors.inc()
         raise
     await _fleet_rules(memo)  # only writes when this resource brought or removed a window
     return result

@@ -9,12 +9,14 @@ Scrape the operator with ``honor_labels: true`` so ``namespace`` stays the resou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, start_http_server
 
+from shepherd import api
 from shepherd.slo.objectives import ObjectivesCollector
 
 log = logging.getLogger(__name__)
@@ -38,11 +40,19 @@ class ResourceCache:
                 "apiVersion": body.get("apiVersion"),
                 "kind": body.get("kind"),
                 "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
-                "spec": dict(body.get("spec") or {}),
+                # The objectives need the SLO even when it comes from the platform defaults.
+                "spec": api.platform_defaults().fill(body.get("spec") or {}),
             }
 
     def drop(self, uid: str) -> None:
-        self._items.pop(uid, None)
+        """Forget a deleted resource, and its reconcile counters (no series left behind by churn)."""
+        item = self._items.pop(uid, None)
+        if item is None:
+            return
+        labels = (item["metadata"].get("namespace") or "", item["metadata"].get("name") or "")
+        for counter in (RECONCILE_TOTAL, RECONCILE_ERRORS):
+            with contextlib.suppress(KeyError):  # never reconciled by this process
+                counter.remove(*labels)
 
     def values(self) -> list[dict[str, Any]]:
         return list(self._items.values())

@@ -22,7 +22,12 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.extra_env}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "SHEPHERD_METRICS_ADDRESS": "127.0.0.1",  # tests serve on loopback only
+            **self.extra_env,
+        }
         env.pop("KUBERNETES_SERVICE_HOST", None)  # never pick up an in-cluster config by accident
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

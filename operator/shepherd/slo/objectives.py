@@ -58,7 +58,7 @@ HTTP_LATENCY_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 TTFT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
 #: Events needed in a burn-rate alert's long window before it may fire (``spec.slo.minEvents``
-#: overrides it when the API has that field): 1 failure out of 2 requests must not page.
+#: overrides it): 1 failure out of 2 requests must not page.
 DEFAULT_MIN_EVENTS = 20
 #: Providers whose calls go through a circuit breaker (the offline stub does not).
 CIRCUIT_PROVIDERS = frozenset({"anthropic"})
@@ -248,7 +248,7 @@ def resource_objectives(
                     Sample("shepherd_slo_latency_threshold_bucket", {**scope, "sli": sli, "le": le}, bound)
                 )
 
-    samples.append(Sample("shepherd_slo_min_events", dict(scope), float(slo.get("minEvents", min_events))))
+    samples.append(Sample("shepherd_slo_min_events", dict(scope), float(slo.get("minEvents") or min_events)))
     samples.append(Sample("shepherd_slo_window_seconds", dict(scope), parse_duration(window).total_seconds()))
 
     models = _models(spec)

@@ -41,13 +41,21 @@ def start_operator(
     request.node._operators = started  # for the failure report below
 
     def start(
-        namespace: str, kubeconfig: Path | None = None, metrics_port: int = 0, resync: str = RESYNC_SECONDS
+        namespace: str,
+        kubeconfig: Path | None = None,
+        metrics_port: int = 0,
+        resync: str = RESYNC_SECONDS,
+        env: dict[str, str] | None = None,
     ) -> OperatorProcess:
         op = OperatorProcess(
             kubeconfig or kube.kubeconfig,
             namespace,
             tmp_path / f"operator-{len(started)}.log",
-            env={"SHEPHERD_RESYNC_SECONDS": resync, "SHEPHERD_METRICS_PORT": str(metrics_port)},
+            env={
+                "SHEPHERD_RESYNC_SECONDS": resync,
+                "SHEPHERD_METRICS_PORT": str(metrics_port),
+                **(env or {}),
+            },
         )
         started.append(op.start())
         return op

@@ -62,10 +62,19 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
 
 
 def test_crd_defaults_match_model_defaults():
+    """The apiserver's defaults plus the operator's built-in platform defaults give the model's."""
     spec_schema = _schema()["properties"]["spec"]
-    defaulted = apply_defaults(spec_schema, {})
+    defaulted = api.PlatformDefaults().fill(apply_defaults(spec_schema, {}))
     model = api.AgentDeploymentSpec()
     assert defaulted == _without_empty_lists(model.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+
+def test_platform_defaulted_fields_have_no_crd_default():
+    """A default written by the apiserver would hide the platform team's (chart ``defaults.*``)."""
+    properties = _schema()["properties"]["spec"]["properties"]
+    for name in api.PlatformDefaults.ENV:
+        assert "default" not in properties[name], name
+        assert "platform default" in properties[name]["description"], name
 
 
 def _without_empty_lists(value: Any) -> Any:
