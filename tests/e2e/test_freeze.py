@@ -3,8 +3,8 @@
 Real: the control plane (kwok), the operator process (kopf + budget watcher), agent-service processes
 started by the PodBridge with the rendered env, the real ``anthropic`` SDK against the fake Anthropic
 server, Redis, and a Prometheus that scrapes the agents and loads the generated fleet rules for a
-1-minute SLO window. The per-resource objectives (``shepherd_slo_*``) are served from the resource
-by ``shepherd.slo.objectives.ObjectivesCollector`` on a loopback target.
+1-minute SLO window. Prometheus scrapes the operator's own /metrics too: the per-resource objectives
+(``shepherd_slo_*``) the rules join on come from there, as in production.
 
 Story: healthy traffic -> faults -> the burn-rate alert fires (Prometheus alerts API) and the circuit
 opens (status, Event, alert) -> the resource freezes (NonCritical) -> an image change is held
@@ -17,81 +17,29 @@ the freeze lifts and the held change rolls out by itself.
 from __future__ import annotations
 
 import json
-import sys
-import threading
-from collections import Counter
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import yaml
-from prometheus_client import CollectorRegistry, start_http_server
 from shepherd import api, crd
-from shepherd.slo.objectives import ObjectivesCollector
-from shepherd.slo.rules import RuleConfig, rule_groups
 
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.harness import components
 from tests.harness.cluster import Cluster
-from tests.harness.podbridge import PodBridge
-from tests.harness.processes import ManagedProcess, free_port
+from tests.harness.podbridge import BridgedPod, PodBridge
 from tests.harness.processes import wait_until as harness_wait_until
 from tests.harness.prometheus import PrometheusServer
 
+from .conftest import Traffic, operator_process
+
 NAME = "support"
-OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
 IMAGE = "registry.test/agent:{}"
 QUESTION = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}}
 BURN_ALERT = "ShepherdLatencyBudgetBurn"
 CIRCUIT_ALERT = "ShepherdCircuitOpen"
 
 
-class Bridge(PodBridge):
-    """The PodBridge, plus fixed extra scrape targets (the objectives exporter) in the same file_sd."""
-
-    extra: tuple[dict[str, Any], ...] = ()
-
-    def _publish_targets(self) -> None:
-        super()._publish_targets()
-        if self.prometheus is not None:
-            groups = json.loads(self.prometheus.targets_path.read_text())
-            self.prometheus.set_targets(groups + list(self.extra))
-
-
-class Traffic:
-    """A background client sending runs to every bridged Pod, counting the answers' status codes."""
-
-    def __init__(self, bridge: PodBridge, workers: int = 4) -> None:
-        self.bridge = bridge
-        self.codes: Counter[int] = Counter()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"traffic-{i}", daemon=True) for i in range(workers)
-        ]
-
-    def start(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def _loop(self) -> None:
-        with httpx.Client(timeout=10) as http:
-            while not self._stop.wait(0.05):
-                for pod in list(self.bridge.bridged.values()):
-                    try:
-                        code = http.post(f"http://127.0.0.1:{pod.port}/runs/wait", json=QUESTION).status_code
-                    except httpx.HTTPError:
-                        continue  # a Pod being replaced by a rollout
-                    self.codes[code] += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=15)
+def ask(http: httpx.Client, pod: BridgedPod) -> int:
+    return http.post(f"http://127.0.0.1:{pod.port}/runs/wait", json=QUESTION).status_code
 
 
 def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
@@ -116,6 +64,9 @@ def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
             # semantics), so LLM errors never reach the availability SLI; a slow LLM reaches latency.
             "slo": {
                 "window": "1m",
+                # The low-traffic guard scaled to this test's traffic (a few requests per second over
+                # burn windows of 4-6 s, the 1m window's scaled 1h..3d); 20 would keep the alert silent.
+                "minEvents": 4,
                 "availability": {"target": 99},
                 "latency": {"target": 90, "thresholdSeconds": 2.5},
             },
@@ -129,29 +80,6 @@ def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
             "monitoring": {"podMonitor": False, "prometheusRule": False, "dashboard": False},
         },
     }
-
-
-@pytest.fixture
-def prom(tmp_path: Path) -> Iterator[PrometheusServer]:
-    """A Prometheus of this test alone (it gets killed) with the generated rules for a 1m SLO window."""
-    server = components.start_prometheus(tmp_path)
-    config = RuleConfig(
-        scrape_interval=timedelta(seconds=1),
-        evaluation_interval=timedelta(seconds=1),
-        circuit_open_for=timedelta(seconds=3),
-    )
-    rules = tmp_path / "shepherd-rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": rule_groups(["1m"], config)}, sort_keys=False))
-    server.set_rule_files([rules])
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
 
 
 def agd(kube: Cluster, ns: str) -> dict[str, Any]:
@@ -183,31 +111,9 @@ def test_error_budget_freeze_story(
     ns = kube.namespace("freeze")
     kube.kubectl("create", "secret", "generic", "anthropic", "-n", ns, "--from-literal=api-key=sk-test")
 
-    # The objectives exporter (what the operator's /metrics serves), as a scrape target.
-    registry = CollectorRegistry()
-    # min_events: the low-traffic guard scaled to this test's traffic (a few requests per second over
-    # burn windows of 4-6 s, the 1m window's scaled 1h..3d); the default 20 would keep the alert silent.
-    registry.register(
-        ObjectivesCollector(lambda: [o for o in [kube.get("agd", NAME, ns, check=False)] if o], min_events=4)
-    )
-    objectives_port = free_port()
-    objectives_server, _ = start_http_server(objectives_port, addr="127.0.0.1", registry=registry)
-
-    operator = ManagedProcess(
-        "operator",
-        [str(OPERATOR_BIN), "--namespace", ns, "--verbose"],
-        tmp_path,
-        {
-            "KUBECONFIG": str(kube.kubeconfig),
-            "SHEPHERD_PROMETHEUS_URL": prom.url,
-            "SHEPHERD_BUDGET_INTERVAL": "1",
-            "SHEPHERD_RESYNC_SECONDS": "5",
-        },
-    )
-    operator.env.pop("KUBERNETES_SERVICE_HOST", None)
-    bridge = Bridge(kube, ns, tmp_path / "pods", prometheus=prom)
-    bridge.extra = ({"targets": [f"127.0.0.1:{objectives_port}"], "labels": {"job": "shepherd-operator"}},)
-    traffic = Traffic(bridge, workers=6)
+    operator, operator_target = operator_process(kube, ns, prom, tmp_path)
+    bridge = PodBridge(kube, ns, tmp_path / "pods", prometheus=prom, extra_targets=[operator_target])
+    traffic = Traffic(bridge, ask, workers=6)
 
     def diagnosis() -> str:
         return (
@@ -371,4 +277,3 @@ def test_error_budget_freeze_story(
         operator.stop()
         traffic.stop()
         bridge.stop()
-        objectives_server.shutdown()

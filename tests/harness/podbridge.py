@@ -78,6 +78,8 @@ class PodBridge:
     # kubelet's projected token would: for Pods that talk to the apiserver, like the operator.
     as_service_account: bool = False
     detach: bool = False
+    #: Fixed file_sd groups published with the Pods' (e.g. the operator's /metrics).
+    extra_targets: list[dict] = field(default_factory=list)
     bridged: dict[str, BridgedPod] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -207,6 +209,7 @@ class PodBridge:
                 }
                 for pod in self.bridged.values()
             ]
+            + self.extra_targets
         )
 
     def wait_serving(self, count: int, timeout: float = 60) -> list[BridgedPod]:

@@ -96,6 +96,10 @@ class PrometheusServer:
     def query(self, promql: str) -> list[dict]:
         return self.api("query", query=promql, time=str(time.time()))["result"]
 
+    def query_range(self, promql: str, start: float, end: float, step: float = 1) -> list[dict]:
+        """A range query, as a Grafana panel runs it over the board's time range."""
+        return self.api("query_range", query=promql, start=str(start), end=str(end), step=str(step))["result"]
+
     def alerts(self) -> list[dict]:
         return self.api("alerts")["alerts"]
 

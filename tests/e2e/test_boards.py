@@ -1,0 +1,170 @@
+"""Every panel of the Grafana boards shows data during an incident, in the e2e Prometheus.
+
+An SRE opens the fleet board and the agent's board while the agent has a bad day. Real components as
+in the freeze story (control plane, operator process scraped for its own /metrics, agent-service via
+the PodBridge, the ``anthropic`` SDK against the fake server, Redis, Prometheus with the generated rules
+for a 1m window). The scenario exercises everything a panel needs: JWT users streaming and waiting on
+runs, a user over the per-user rate limit, a request over the token budget, the primary model failing
+(its circuit opens, the fallback model answers), then a slow LLM that burns the latency budget until
+the operator freezes rollouts. Then each query of ``dashboards.queries()`` runs as Grafana runs it (a
+range query over the scenario, the board's variables set to this AgentDeployment) and must return at
+least one finite value.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from shepherd import api, crd
+
+import dashboards
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.harness.cluster import Cluster
+from tests.harness.podbridge import BridgedPod, PodBridge
+from tests.harness.prometheus import PrometheusServer
+
+from .conftest import Traffic, operator_process
+
+NAME = "helpdesk"
+PRIMARY, FALLBACK = "claude-sonnet-4-5", "claude-haiku-4-5"
+SECRET = "boards-e2e-signing-secret-of-32-bytes-or-more"
+PER_USER_PER_MINUTE = 10
+MAX_TOKENS_PER_REQUEST = 4000
+
+
+def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": NAME},
+        "spec": {
+            "image": "registry.test/helpdesk:1",
+            "replicas": 1,
+            "model": {
+                "provider": "anthropic",
+                "name": PRIMARY,
+                "fallbacks": [{"name": FALLBACK}],
+                "apiKeySecretRef": {"name": "anthropic", "key": "api-key"},
+                "maxRetries": 0,
+                "timeoutSeconds": 5,
+            },
+            "circuitBreaker": {"failureThreshold": 3, "recoveryTimeoutSeconds": 30, "halfOpenMaxCalls": 1},
+            "env": [{"name": "ANTHROPIC_BASE_URL", "value": fake_url}],
+            "redis": {"external": {"url": redis_url}},
+            "auth": {"secretRef": {"name": "jwt", "key": "secret"}},
+            "rateLimits": {"perUserPerMinute": PER_USER_PER_MINUTE},
+            "tokenBudget": {"maxTokensPerRequest": MAX_TOKENS_PER_REQUEST},
+            "slo": {
+                "window": "1m",
+                "availability": {"target": 99},
+                "latency": {"target": 90, "thresholdSeconds": 2.5},
+                "ttft": {"target": 90, "thresholdSeconds": 2},
+                "minEvents": 4,  # the low-traffic guard scaled to a few requests per second
+            },
+            "errorBudgetPolicy": {
+                "steps": [
+                    {"consumedPercent": 50, "action": "Notify"},
+                    {"consumedPercent": 75, "action": "FreezeNonCritical"},
+                ],
+                "recovery": {"quietPeriod": "5s"},
+            },
+            "monitoring": {"podMonitor": False, "prometheusRule": False, "dashboard": False},
+        },
+    }
+
+
+def token(user: str) -> dict[str, str]:
+    claims = {"sub": user, "tenant": "acme", "exp": int(time.time()) + 3600}
+    return {"Authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
+
+
+def question(text: str) -> dict[str, Any]:
+    return {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": text}]}}
+
+
+def ask(http: httpx.Client, pod: BridgedPod) -> int:
+    """One run of a new user: every other one streamed token by token (time to first token)."""
+    url, headers = f"http://127.0.0.1:{pod.port}", token(f"user-{uuid.uuid4().hex[:8]}")
+    if uuid.uuid4().int % 2:
+        return http.post(f"{url}/runs/wait", json=question("what is 6 * 7?"), headers=headers).status_code
+    body = {**question("say hello"), "stream_mode": ["messages"]}
+    with http.stream("POST", f"{url}/runs/stream", json=body, headers=headers) as response:
+        for _ in response.iter_bytes():
+            pass
+        return response.status_code
+
+
+def cond(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def has_finite_value(series: list[dict]) -> bool:
+    return any(not math.isnan(float(v)) for s in series for _, v in s.get("values", []))
+
+
+def test_every_panel_shows_data_during_an_incident(
+    kube: Cluster, redis_url: str, prom: PrometheusServer, fake: FakeAnthropic, tmp_path: Path
+) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
+    ns = kube.namespace("boards")
+    kube.kubectl("create", "secret", "generic", "anthropic", "-n", ns, "--from-literal=api-key=sk-test")
+    kube.kubectl("create", "secret", "generic", "jwt", "-n", ns, f"--from-literal=secret={SECRET}")
+
+    operator, operator_target = operator_process(kube, ns, prom, tmp_path)
+    bridge = PodBridge(kube, ns, tmp_path / "pods", prometheus=prom, extra_targets=[operator_target])
+    traffic = Traffic(bridge, ask, workers=4)
+    started = time.time()
+    operator.start()
+    try:
+        kube.apply(manifest(fake.url, redis_url), namespace=ns)
+        pod = bridge.wait_serving(1, timeout=120)[0]
+        bridge.start_background(0.5)
+        traffic.start()
+
+        url = f"http://127.0.0.1:{pod.port}"
+        with httpx.Client(timeout=30) as http:
+            # One user over the per-user limit: the extra requests are refused with 429.
+            greedy = token("greedy")
+            codes = [
+                http.post(f"{url}/runs/wait", json=question("hi"), headers=greedy).status_code
+                for _ in range(PER_USER_PER_MINUTE + 3)
+            ]
+            assert codes.count(429) >= 3, codes
+            # A request larger than the per-request token budget never reaches the model.
+            huge = question("word " * (MAX_TOKENS_PER_REQUEST * 2))
+            http.post(f"{url}/runs/wait", json=huge, headers=token("verbose-user"))
+
+        # The primary model fails: its circuit opens, the fallback answers.
+        fake.state.add_faults({"kind": "status", "status": 500, "times": 1_000_000, "model": PRIMARY})
+        prom.wait_for_query(f'max(agent_circuit_state{{agentdeployment="{NAME}"}}) == 2', timeout=60)
+        prom.wait_for_query(f'shepherd:agent_llm_fallback:ratio_rate10m{{agentdeployment="{NAME}"}} > 0')
+
+        # The LLM turns slow: the latency budget burns until the operator freezes rollouts.
+        fake.state.add_faults({"kind": "latency", "seconds": 3, "times": 1_000_000})
+        prom.wait_for_query(
+            f'shepherd_agentdeployment_freeze_level{{agentdeployment="{NAME}"}} > 0', timeout=120
+        )
+        assert cond(kube.get("agd", NAME, ns), "Frozen").get("status") == "True"
+        # A few more scrapes and rule evaluations after the freeze, so every rate has two samples.
+        time.sleep(3)
+        end = time.time()
+
+        variables = {"namespace": ns, "agentdeployment": NAME}
+        empty = [
+            f"{q.board} / {q.panel} {q.ref_id}: {q.expr}"
+            for q in dashboards.queries(variables)
+            if not has_finite_value(prom.query_range(q.expr, started, end))
+        ]
+        assert not empty, "panels without data:\n" + "\n".join(empty)
+        assert len(dashboards.queries(variables)) >= 40  # both boards' queries were run
+    finally:
+        operator.stop()
+        traffic.stop()
+        bridge.stop()
