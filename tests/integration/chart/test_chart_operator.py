@@ -1,9 +1,11 @@
 """The real operator, run as the chart deploys it: the chart's ServiceAccount (so its ClusterRole),
-the container's args and env, and its health probe; an example AgentDeployment becomes Ready.
+the container's args and env, and its health probe; an example AgentDeployment becomes Ready and
+runs the platform's default agent image set in the chart values.
 
-kwok does not run containers, so the process runs here, on loopback, with exactly the rendered
-arguments and environment. One deviation: it watches only the test's namespace instead of
-`--all-namespaces`, so it leaves other tests' resources alone.
+kwok does not run containers, so the process runs here with exactly the rendered arguments and
+environment, but for two deviations: it watches only the test's namespace instead of
+`--all-namespaces`, so it leaves other tests' resources alone, and its health and metrics ports are
+free loopback ports.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tests.harness.processes import ManagedProcess, free_port, wait_until
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "shepherd"
 OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
+PLATFORM_IMAGE = "registry.test/platform/agent:3"
 
 
 def _args(container: dict, watch: str, health_port: int) -> list[str]:
@@ -49,7 +52,10 @@ def test_example_becomes_ready_under_the_charts_service_account(kube, tmp_path):
     namespace = kube.namespace("chart-op")
     apps = kube.namespace("chart-op-apps")
     release = "shepherd-op"
-    kube.helm("install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "180s")
+    kube.helm(
+        "install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "180s",
+        "--set", f"defaults.agentImage={PLATFORM_IMAGE}",
+    )  # fmt: skip
     try:
         pod = kube.get("deployment", release, namespace=namespace)["spec"]["template"]["spec"]
         container = pod["containers"][0]
@@ -76,6 +82,8 @@ def test_example_becomes_ready_under_the_charts_service_account(kube, tmp_path):
             "KUBECONFIG": str(kube.kubeconfig_for_serviceaccount(namespace, service_account)),
             # The env as the kubelet would resolve it for the chart's (kwok-run) Pod.
             **PodBridge(kube, namespace, tmp_path / "bridge").environment(running, container),
+            "SHEPHERD_METRICS_PORT": str(free_port()),
+            "SHEPHERD_METRICS_ADDRESS": "127.0.0.1",
         }
         operator = ManagedProcess(
             "shepherd-operator",
@@ -106,6 +114,8 @@ def test_example_becomes_ready_under_the_charts_service_account(kube, tmp_path):
                 )
             except TimeoutError as error:
                 raise AssertionError(f"{error}\n--- operator log ---\n{operator.tail(60)}") from None
+            agent = kube.get("deployment", "example", namespace=apps)["spec"]["template"]["spec"]
+            assert agent["containers"][0]["image"] == PLATFORM_IMAGE  # spec.image omitted: the chart's
             forbidden = [line for line in operator.tail(10_000).splitlines() if " is forbidden: " in line]
             assert forbidden == [], "\n".join(forbidden)
         finally:
