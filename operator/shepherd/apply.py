@@ -132,6 +132,22 @@ async def list_children(
     return live, absent
 
 
+async def _scale_held(
+    client: KubeClient, kind: ChildKind, obj: dict[str, Any], live: dict[str, Any], result: SyncResult
+) -> dict[str, Any]:
+    """A held child still takes a new replica count (scaling is not a rollout): through the
+    ``scale`` subresource, so nothing else of the held spec reaches it. Returns the live object."""
+    want = (obj.get("spec") or {}).get("replicas")
+    if not kind.scalable or want is None or want == (live.get("spec") or {}).get("replicas"):
+        return live
+    name = obj["metadata"]["name"]
+    scaled = await client.scale(kind.api_version, kind.plural, obj["metadata"]["namespace"], name, want)
+    if not scaled.ok:
+        raise ApplyError(f"scale {kind.kind}/{name}: {scaled.status_code} {scaled.message}")
+    result.applied.append(f"{kind.kind}/{name} (scale)")
+    return {**live, "spec": {**live["spec"], "replicas": want}}
+
+
 async def sync(
     client: KubeClient,
     *,
@@ -184,7 +200,7 @@ async def sync(
             continue
         if current is not None and hold(obj, current):
             result.held.append(label)
-            result.objects[key] = current
+            result.objects[key] = await _scale_held(client, kind, obj, current, result)
             continue
         applied = await client.apply(obj, kind.plural)
         if applied.outcome is Outcome.NOT_FOUND and kind.optional:

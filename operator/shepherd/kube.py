@@ -181,6 +181,22 @@ class KubeClient:
             content_type="application/apply-patch+yaml",
         )
 
+    async def scale(self, api_version: str, plural: str, namespace: str, name: str, replicas: int) -> Result:
+        """Server-side apply ``replicas`` through the ``scale`` subresource (nothing else changes)."""
+        scale = {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas},
+        }
+        return await self.request(
+            "PATCH",
+            path_for(api_version, plural, namespace, name) + "/scale",
+            body=scale,
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
     async def delete(
         self, api_version: str, plural: str, namespace: str, name: str, uid: str | None
     ) -> Result:

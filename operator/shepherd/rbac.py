@@ -2,9 +2,10 @@
 
 Each rule lists exactly the verbs the code uses (see ``shepherd.kube`` and ``shepherd.apply``):
 children are listed (one LIST per kind per reconcile), applied (server-side apply is a PATCH that
-may create) and pruned (DELETE); Deployments are also watched (``child-deployment`` handler);
-Secrets are only read, to report a missing key; AgentDeployments are watched and annotated by
-kopf, their status patched, and ``finalizers`` updated because children set blockOwnerDeletion.
+may create) and pruned (DELETE); Deployments are also watched (``child-deployment`` handler) and,
+while a freeze holds their rollout, scaled through ``deployments/scale``; Secrets are only read, to
+report a missing key; AgentDeployments are watched and annotated by kopf, their status patched, and
+``finalizers`` updated because children set blockOwnerDeletion.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def rules() -> list[dict[str, Any]]:
         by_group.setdefault(kind.group, []).append(kind.plural)
     for group, plurals in by_group.items():
         out.append({"apiGroups": [group], "resources": sorted(plurals), "verbs": list(CHILD_VERBS)})
+    # A held (frozen) Deployment still scales, through its scale subresource (shepherd.apply).
+    for kind in CHILD_KINDS:
+        if kind.scalable:
+            out.append({"apiGroups": [kind.group], "resources": [f"{kind.plural}/scale"], "verbs": ["patch"]})
     # The child-deployment handler watches Deployments (kopf lists, then watches).
     out.append({"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["watch"]})
     # kopf, when restricted with --namespace, watches Namespaces to follow the ones that match.

@@ -19,6 +19,8 @@ class ChildKind:
     plural: str
     #: True for kinds from optional third-party CRDs (monitoring.coreos.com, keda.sh).
     optional: bool = False
+    #: True for kinds with a ``scale`` subresource the operator uses (a held rollout still scales).
+    scalable: bool = False
 
     @property
     def api_version(self) -> str:
@@ -31,7 +33,7 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ChildKind("", "v1", "ConfigMap", "configmaps"),
     ChildKind("", "v1", "Service", "services"),
     ChildKind("apps", "v1", "StatefulSet", "statefulsets"),
-    ChildKind("apps", "v1", "Deployment", "deployments"),
+    ChildKind("apps", "v1", "Deployment", "deployments", scalable=True),
     ChildKind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ChildKind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
     ChildKind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),

@@ -180,6 +180,12 @@ async def test_freeze_hold_override_outage_and_lift(
     assert deployment_image(kube, ns) == "registry.test/agent:3"
     obj = await body(kube_client, ns)
     assert "was used for generation" in obj["status"]["pending"]["reason"]
+    # A scale-up while that change is held: the replicas change, the held image does not.
+    patch(kube, ns, {"spec": {"replicas": 3}})
+    await rec.reconcile(await body(kube_client, ns))
+    assert kube.get("deployment", NAME, ns)["spec"]["replicas"] == 3
+    assert deployment_image(kube, ns) == "registry.test/agent:3"
+    assert (await body(kube_client, ns))["status"]["pending"]["image"] == "registry.test/agent:4"
 
     # Prometheus dies: PrometheusReachable=False, the freeze stays, the loop keeps going.
     own_prometheus.stop()
