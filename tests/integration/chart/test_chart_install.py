@@ -91,7 +91,8 @@ def test_install_upgrade_uninstall(kube):
         namespace=apps,
     )
     stored = kube.get("agentdeployment", "demo", namespace=apps)
-    assert stored["spec"]["slo"]["window"] == "30d"  # defaults from the CRD schema
+    assert stored["spec"]["redis"]["managed"]["storage"] == "1Gi"  # defaults from the CRD schema
+    assert "slo" not in stored["spec"]  # left to the operator's platform defaults (chart defaults.slo)
 
     # helm upgrade with changed values: the operator rolls with the new defaults, boards go away.
     _install(
