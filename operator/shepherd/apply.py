@@ -10,6 +10,10 @@ selector), then for every desired object:
 * otherwise applies it with server-side apply, field manager ``shepherd``, ``force=true`` (only the
   fields we send are ours; fields other controllers set, like HPA-owned replicas, are left alone).
 
+A child that must still change while a freeze holds its rollout only takes a new replica count
+(``scale`` subresource), and a Deployment an autoscaler takes over keeps its replica count through
+the hand-over (a second field manager owns it before ``shepherd`` lets go).
+
 Live children that are no longer desired (autoscaling switched from HPA to KEDA, Redis switched to
 external, monitoring turned off) are deleted first (so an HPA and KEDA's HPA never coexist), but
 only when their controller ownerReference is this resource's uid. Kinds whose CRD is absent (404
@@ -28,13 +32,15 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-from shepherd.kube import KubeClient, KubeError, Outcome
+from shepherd.kube import FIELD_MANAGER, KubeClient, KubeError, Outcome
 from shepherd.render.all import CHILD_KINDS, ChildKind, kind_of
 from shepherd.render.common import child_selector
 
 log = logging.getLogger(__name__)
 
 INPUT_HASH_ANNOTATION = "shepherd.dev/input-hash"
+#: Keeps a Deployment's replica count while ownership passes from ``shepherd`` to an autoscaler.
+HANDOFF_MANAGER = "shepherd-handoff"
 
 
 def input_hash(obj: dict[str, Any]) -> str:
@@ -148,6 +154,42 @@ async def _scale_held(
     return {**live, "spec": {**live["spec"], "replicas": want}}
 
 
+def _owns_replicas(live: dict[str, Any]) -> bool:
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        spec = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
+        if entry.get("manager") == FIELD_MANAGER and "f:replicas" in spec:
+            return True
+    return False
+
+
+async def _hand_off_replicas(
+    client: KubeClient, kind: ChildKind, obj: dict[str, Any], live: dict[str, Any], result: SyncResult
+) -> None:
+    """Before an apply that stops setting ``replicas`` (an autoscaler takes over), give the live count
+    a second owner: otherwise server-side apply removes the field and the Deployment drops to its
+    default of 1 replica until the autoscaler acts (the Kubernetes docs' ownership hand-over)."""
+    replicas = (live.get("spec") or {}).get("replicas")
+    if (
+        not kind.scalable
+        or "replicas" in (obj.get("spec") or {})
+        or replicas is None
+        or not _owns_replicas(live)
+    ):
+        return
+    name = obj["metadata"]["name"]
+    handed = await client.scale(
+        kind.api_version,
+        kind.plural,
+        obj["metadata"]["namespace"],
+        name,
+        replicas,
+        field_manager=HANDOFF_MANAGER,
+    )
+    if not handed.ok:
+        raise ApplyError(f"hand over {kind.kind}/{name} replicas: {handed.status_code} {handed.message}")
+    result.applied.append(f"{kind.kind}/{name} (replicas handed to the autoscaler)")
+
+
 async def sync(
     client: KubeClient,
     *,
@@ -202,6 +244,8 @@ async def sync(
             result.held.append(label)
             result.objects[key] = await _scale_held(client, kind, obj, current, result)
             continue
+        if current is not None:
+            await _hand_off_replicas(client, kind, obj, current, result)
         applied = await client.apply(obj, kind.plural)
         if applied.outcome is Outcome.NOT_FOUND and kind.optional:
             result.missing_kinds.append(kind.kind)  # CRD removed since the LIST

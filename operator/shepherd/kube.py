@@ -181,7 +181,16 @@ class KubeClient:
             content_type="application/apply-patch+yaml",
         )
 
-    async def scale(self, api_version: str, plural: str, namespace: str, name: str, replicas: int) -> Result:
+    async def scale(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        replicas: int,
+        *,
+        field_manager: str = FIELD_MANAGER,
+    ) -> Result:
         """Server-side apply ``replicas`` through the ``scale`` subresource (nothing else changes)."""
         scale = {
             "apiVersion": "autoscaling/v1",
@@ -193,7 +202,7 @@ class KubeClient:
             "PATCH",
             path_for(api_version, plural, namespace, name) + "/scale",
             body=scale,
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            params={"fieldManager": field_manager, "force": "true"},
             content_type="application/apply-patch+yaml",
         )
 

@@ -107,9 +107,30 @@ def test_basic_example_end_to_end(kube: Cluster, ns: str, start_operator) -> Non
     wait_until(lambda: audit.reads(ns) >= 3 * 11, timeout=60, what="three resync rounds", interval=0.5)
     assert audit.writes(ns) == []
 
-    # Autoscaling on with HPA, then switched to KEDA: the HPA is deleted.
+    # Autoscaling on with HPA: the Deployment keeps its 3 replicas through the hand-over (server-side
+    # apply would drop a field its only owner stops sending, and the Deployment would fall to 1).
+    patch_spec(kube, ns, {"replicas": 3})
+    wait_until(
+        lambda: kube.get("deployment", NAME, ns)["spec"]["replicas"] == 3, timeout=60, what="3 replicas"
+    )
     patch_spec(kube, ns, {"autoscaling": {"engine": "hpa", "minReplicas": 2, "maxReplicas": 4}})
     wait_children(kube, ns, [("horizontalpodautoscaler", NAME)])
+    generation = get_agd(kube, ns, NAME)["metadata"]["generation"]
+    wait_until(
+        lambda: get_agd(kube, ns, NAME)["status"].get("observedGeneration") == generation,
+        timeout=60,
+        what="the autoscaling generation reconciled",
+    )
+    shown = kube.kubectl("get", "deployment", NAME, "-n", ns, "-o", "json", "--show-managed-fields")
+    deployment = json.loads(shown.stdout)
+    assert deployment["spec"]["replicas"] == 3
+    owners = {
+        entry["manager"]
+        for entry in deployment["metadata"]["managedFields"]
+        if "f:replicas" in entry["fieldsV1"].get("f:spec", {})
+    }
+    assert "shepherd-handoff" in owners, owners
+    # Then switched to KEDA: the HPA is deleted.
     patch_spec(
         kube, ns, {"autoscaling": {"engine": "keda"}, "monitoring": {"prometheusUrl": "http://prom:9090"}}
     )
