@@ -54,11 +54,13 @@ async def closed_loop(
     """`users` concurrent users share `runs` runs in total."""
     result = LoadResult()
     remaining = runs
-    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
-    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
 
-        async def user() -> None:
-            nonlocal remaining
+    async def user() -> None:
+        # A client (one connection) per user, as real users have: one shared pool of hundreds of
+        # connections costs the driver O(connections) per request (httpcore scans its pool).
+        nonlocal remaining
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
             while remaining > 0:
                 remaining -= 1
                 try:
@@ -69,9 +71,9 @@ async def closed_loop(
                     kind = f"HTTP {status}" if status else type(error).__name__
                     result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(users)))
-        result.seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(user() for _ in range(users)))
+    result.seconds = time.perf_counter() - start
     return result
 
 

@@ -95,6 +95,7 @@ def build_runtime(settings: Settings) -> Runtime:
         run_store,
         run_timeout=settings.run_timeout_seconds,
         lock_ttl=settings.run_lock_ttl_seconds,
+        max_concurrent=settings.max_concurrent_runs,
         cancel_channel=f"{settings.redis_key_prefix}:cancel",
     )
     return Runtime(settings, client, saver, graph, thread_store, run_store, executor)

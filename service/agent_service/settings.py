@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     run_lock_ttl_seconds: float = Field(
         default=30.0, gt=0, description="A thread whose replica died is free again after this long."
     )
+    max_concurrent_runs: int = Field(
+        default=32,
+        ge=1,
+        description="Runs executing at once per replica; more wait their turn in order (status pending).",
+    )
     drain_grace_seconds: float = Field(
         default=20.0, ge=0, description="On SIGTERM, in-flight runs get this long before being cancelled."
     )

@@ -6,9 +6,9 @@ langsmith_tracer...) that this runtime does not act on, and must keep working.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 StreamMode = Literal[
     "values", "updates", "messages-tuple", "messages", "custom", "debug", "tasks", "checkpoints", "events"
@@ -16,7 +16,27 @@ StreamMode = Literal[
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
-Json = dict[str, Any]
+#: Integers orjson and msgpack can store (signed and unsigned 64-bit); JSON itself has no bound.
+INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _storable(value: Any) -> Any:
+    """Refuse (422) integers that could not be stored, wherever they nest; iterative, so any depth
+    the JSON parser accepted is fine."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, int) and not INT_RANGE[0] <= item <= INT_RANGE[1]:
+            raise ValueError(f"integer {item} does not fit in 64 bits")
+    return value
+
+
+Json = Annotated[dict[str, Any], AfterValidator(_storable)]
+JsonValue = Annotated[Any, AfterValidator(_storable)]
 # Redis range indexes are 64-bit: a larger offset would reach Redis as an error, not a 422.
 MAX_OFFSET = 2**31
 
@@ -98,14 +118,14 @@ class HistoryQuery(_Body):
 
 
 class CommandSpec(_Body):
-    update: Any = None
-    resume: Any = None
+    update: JsonValue = None
+    resume: JsonValue = None
     goto: str | list[str] | None = None
 
 
 class RunCreate(_Body):
     assistant_id: str = Field(min_length=1)
-    input: Any = None
+    input: JsonValue = None
     command: CommandSpec | None = None
     stream_mode: StreamMode | list[StreamMode] = "values"
     stream_subgraphs: bool = False

@@ -57,8 +57,9 @@ def _evaluate(node: ast.AST) -> float:
     raise ValueError(f"unsupported expression element: {type(node).__name__}")
 
 
+# Coroutine tools: a sync tool runs in a worker thread per call, a cost that shows under load.
 @tool
-def calculator(expression: str) -> str:
+async def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression with + - * / % ** and parentheses, e.g. '(2 + 3) * 4'."""
     try:
         return str(_evaluate(ast.parse(expression, mode="eval")))
@@ -67,7 +68,7 @@ def calculator(expression: str) -> str:
 
 
 @tool
-def search_notes(query: str) -> str:
+async def search_notes(query: str) -> str:
     """Search the research notes for a topic and return the matching notes."""
     words = query.lower()
     found = [f"[{topic}] {text}" for topic, text in NOTES.items() if topic in words or words in topic]

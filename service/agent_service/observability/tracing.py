@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -80,13 +80,22 @@ class TracingMiddleware:
                 )
 
 
-class GraphTracingCallback(AsyncCallbackHandler):
-    """A span per LangGraph node run (chains whose metadata names a `langgraph_node`)."""
+class GraphTracingCallback(BaseCallbackHandler):
+    """A span per LangGraph node run (chains whose metadata names a `langgraph_node`).
+
+    Synchronous and inline on purpose: an async handler called from a sync tool's worker thread makes
+    LangChain start a fresh event loop per event (`_run_coros`), which cost more than the run itself
+    under load; span start/end are cheap calls. Every event but the chain ones is ignored.
+    """
+
+    run_inline = True
+    ignore_llm = ignore_chat_model = ignore_agent = ignore_retriever = True
+    ignore_retry = ignore_custom_event = True
 
     def __init__(self) -> None:
         self._spans: dict[UUID, trace.Span] = {}
 
-    async def on_chain_start(
+    def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
         inputs: Any,
@@ -104,17 +113,17 @@ class GraphTracingCallback(AsyncCallbackHandler):
             attributes={"langgraph.node": node, "langgraph.step": (metadata or {}).get("langgraph_step", -1)},
         )
 
-    async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if span := self._spans.pop(run_id, None):
             span.end()
 
-    async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         if span := self._spans.pop(run_id, None):
             span.record_exception(error)
             span.set_status(trace.StatusCode.ERROR, str(error))
             span.end()
 
 
-def graph_callbacks() -> list[AsyncCallbackHandler]:
+def graph_callbacks() -> list[BaseCallbackHandler]:
     """Callbacks to add to a run's config: node spans when tracing is on, nothing otherwise."""
     return [GraphTracingCallback()] if tracing_enabled() else []

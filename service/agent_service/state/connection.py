@@ -31,10 +31,22 @@ def _backoff() -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(base=0.05, cap=1.0)
 
 
-def async_client(url: str, timeout_seconds: float = 2.0, **overrides: Any) -> aredis.Redis:
-    return aredis.Redis.from_url(
-        url, **{**_options(timeout_seconds, AsyncRetry(_backoff(), RETRIES)), **overrides}
+#: Connections one async client opens at most; past that, callers wait up to ``POOL_WAIT_SECONDS``
+#: for a free one. (redis-py's default pool refuses at once with "Too many connections" when a
+#: burst of runs needs more than 100.)
+MAX_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 10.0
+
+
+def async_client(
+    url: str, timeout_seconds: float = 2.0, max_connections: int = MAX_CONNECTIONS, **overrides: Any
+) -> aredis.Redis:
+    options = {**_options(timeout_seconds, AsyncRetry(_backoff(), RETRIES)), **overrides}
+    retry = options.pop("retry")
+    pool = aredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS, **options
     )
+    return aredis.Redis(connection_pool=pool, retry=retry)
 
 
 def sync_client(url: str, timeout_seconds: float = 2.0, **overrides: Any) -> redis.Redis:

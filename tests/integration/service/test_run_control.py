@@ -106,3 +106,24 @@ def test_a_run_over_the_time_limit_ends_as_timeout(redis_url, start_service):
     (run,) = client.runs.list(thread_id)
     assert run["status"] == "timeout"
     assert client.threads.get(thread_id)["status"] == "idle"
+
+
+def test_runs_past_the_replica_limit_wait_their_turn(redis_url, start_service):
+    service = start_service(redis_url, **SLOW, MAX_CONCURRENT_RUNS="2")
+    client = get_sync_client(url=service.url)
+    threads = [client.threads.create()["thread_id"] for _ in range(4)]
+    runs = [client.runs.create(t, "agent", input=QUESTION)["run_id"] for t in threads]
+    _wait_for_status(service.url, threads[0], runs[0], "running")
+    _wait_for_status(service.url, threads[1], runs[1], "running")
+    assert [client.runs.get(t, r)["status"] for t, r in zip(threads[2:], runs[2:], strict=True)] == [
+        "pending",
+        "pending",
+    ]
+
+    # A waiting run can be cancelled; a finished one hands its slot to the next in line.
+    client.runs.cancel(threads[3], runs[3], wait=True)
+    assert client.runs.get(threads[3], runs[3])["status"] == "interrupted"
+    client.runs.cancel(threads[0], runs[0], wait=True)
+    _wait_for_status(service.url, threads[2], runs[2], "running")
+    for thread_id, run_id in zip(threads[1:3], runs[1:3], strict=True):
+        client.runs.cancel(thread_id, run_id, wait=True)

@@ -78,6 +78,8 @@ async def test_redis_down_is_a_503_with_retry_after_not_a_500(method, path):
         ({"metadata": []}, ["body", "metadata"]),
         ({"if_exists": "maybe"}, ["body", "if_exists"]),
         ({"thread_id": ""}, ["body", "thread_id"]),
+        # JSON integers have no bound; stored ones (orjson, msgpack) do: a 422, not a 500 (fuzz find).
+        ({"metadata": {"a": [{"b": -(2**115)}]}}, ["body", "metadata"]),
     ],
 )
 async def test_malformed_bodies_are_422_naming_the_field(body, location):
@@ -85,6 +87,14 @@ async def test_malformed_bodies_are_422_naming_the_field(body, location):
         response = await client.post("/threads", json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == location
+
+
+async def test_a_run_input_with_an_unstorable_integer_is_422():
+    body = {"assistant_id": "agent", "input": {"messages": [], "n": 2**64}}
+    async with _client(UpRedis()) as client:
+        response = await client.post("/runs/wait", json=body)
+    assert response.status_code == 422
+    assert "does not fit in 64 bits" in response.json()["detail"][0]["msg"]
 
 
 async def test_openapi_has_stable_operation_ids_for_the_sdk_surface():

@@ -14,22 +14,22 @@ from langgraph.checkpoint.memory import InMemorySaver
     ("expression", "result"),
     [("(2 + 3) * 4", "20"), ("7 / 2", "3.5"), ("-2 ** 3", "-8"), ("10 % 4", "2")],
 )
-def test_calculator_evaluates_arithmetic(expression, result):
-    assert reference_agent.calculator.invoke({"expression": expression}) == result
+async def test_calculator_evaluates_arithmetic(expression, result):
+    assert await reference_agent.calculator.ainvoke({"expression": expression}) == result
 
 
 @pytest.mark.parametrize(
     "expression",
     ["__import__('os').system('true')", "open('/etc/passwd')", "2 ** 10000", "1 / 0", "(1"],
 )
-def test_calculator_refuses_anything_but_arithmetic(expression):
-    assert reference_agent.calculator.invoke({"expression": expression}).startswith("error:")
+async def test_calculator_refuses_anything_but_arithmetic(expression):
+    assert (await reference_agent.calculator.ainvoke({"expression": expression})).startswith("error:")
 
 
-def test_search_notes_finds_topics_and_says_when_it_cannot():
-    assert "in-memory data store" in reference_agent.search_notes.invoke({"query": "Redis"})
+async def test_search_notes_finds_topics_and_says_when_it_cannot():
+    assert "in-memory data store" in await reference_agent.search_notes.ainvoke({"query": "Redis"})
     assert (
-        reference_agent.search_notes.invoke({"query": "quantum gravity"})
+        await reference_agent.search_notes.ainvoke({"query": "quantum gravity"})
         == "no notes about 'quantum gravity'"
     )
 
