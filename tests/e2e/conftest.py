@@ -10,10 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
+from shepherd import api, crd
 from shepherd.slo.rules import RuleConfig, rule_groups
 
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -24,6 +26,63 @@ from tests.harness.processes import ManagedProcess, free_port
 from tests.harness.prometheus import PrometheusServer
 
 OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
+
+
+def agent_namespace(kube: Cluster, prefix: str) -> str:
+    """The CRD installed, a fresh namespace, and the Anthropic key's Secret in it."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
+    ns = kube.namespace(prefix)
+    kube.kubectl("create", "secret", "generic", "anthropic", "-n", ns, "--from-literal=api-key=sk-test")
+    return ns
+
+
+def cond(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The status condition ``kind`` of a resource, or {}."""
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def agent_manifest(name: str, image: str, fake_url: str, redis_url: str) -> dict[str, Any]:
+    """One replica on Claude (the fake server), a 1m SLO window and a policy that freezes fast.
+
+    Latency is the SLI the stories burn: a failed run still answers 200 (LangGraph Server
+    semantics), so LLM errors never reach the availability SLI; a slow LLM reaches latency.
+    """
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "image": image,
+            "replicas": 1,
+            "model": {
+                "provider": "anthropic",
+                "name": "claude-sonnet-4-5",
+                "apiKeySecretRef": {"name": "anthropic", "key": "api-key"},
+                "maxRetries": 0,
+                "timeoutSeconds": 5,
+            },
+            "circuitBreaker": {"failureThreshold": 3, "recoveryTimeoutSeconds": 2, "halfOpenMaxCalls": 1},
+            "env": [{"name": "ANTHROPIC_BASE_URL", "value": fake_url}],
+            "redis": {"external": {"url": redis_url}},
+            "slo": {
+                "window": "1m",
+                # The low-traffic guard scaled to the stories' traffic (a few requests per second over
+                # burn windows of 4-6 s, the 1m window's scaled 1h..3d); 20 would keep alerts silent.
+                "minEvents": 4,
+                "availability": {"target": 99},
+                "latency": {"target": 90, "thresholdSeconds": 2.5},
+            },
+            "errorBudgetPolicy": {
+                "steps": [
+                    {"consumedPercent": 50, "action": "Notify"},
+                    {"consumedPercent": 75, "action": "FreezeNonCritical"},
+                ],
+                "recovery": {"quietPeriod": "5s"},
+            },
+            "monitoring": {"podMonitor": False, "prometheusRule": False, "dashboard": False},
+        },
+    }
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import jwt
-from shepherd import api, crd
 
 import dashboards
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -29,7 +28,7 @@ from tests.harness.cluster import Cluster
 from tests.harness.podbridge import BridgedPod, PodBridge
 from tests.harness.prometheus import PrometheusServer
 
-from .conftest import Traffic, operator_process
+from .conftest import Traffic, agent_manifest, agent_namespace, cond, operator_process
 
 NAME = "helpdesk"
 PRIMARY, FALLBACK = "claude-sonnet-4-5", "claude-haiku-4-5"
@@ -39,44 +38,17 @@ MAX_TOKENS_PER_REQUEST = 4000
 
 
 def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "metadata": {"name": NAME},
-        "spec": {
-            "image": "registry.test/helpdesk:1",
-            "replicas": 1,
-            "model": {
-                "provider": "anthropic",
-                "name": PRIMARY,
-                "fallbacks": [{"name": FALLBACK}],
-                "apiKeySecretRef": {"name": "anthropic", "key": "api-key"},
-                "maxRetries": 0,
-                "timeoutSeconds": 5,
-            },
-            "circuitBreaker": {"failureThreshold": 3, "recoveryTimeoutSeconds": 30, "halfOpenMaxCalls": 1},
-            "env": [{"name": "ANTHROPIC_BASE_URL", "value": fake_url}],
-            "redis": {"external": {"url": redis_url}},
-            "auth": {"secretRef": {"name": "jwt", "key": "secret"}},
-            "rateLimits": {"perUserPerMinute": PER_USER_PER_MINUTE},
-            "tokenBudget": {"maxTokensPerRequest": MAX_TOKENS_PER_REQUEST},
-            "slo": {
-                "window": "1m",
-                "availability": {"target": 99},
-                "latency": {"target": 90, "thresholdSeconds": 2.5},
-                "ttft": {"target": 90, "thresholdSeconds": 2},
-                "minEvents": 4,  # the low-traffic guard scaled to a few requests per second
-            },
-            "errorBudgetPolicy": {
-                "steps": [
-                    {"consumedPercent": 50, "action": "Notify"},
-                    {"consumedPercent": 75, "action": "FreezeNonCritical"},
-                ],
-                "recovery": {"quietPeriod": "5s"},
-            },
-            "monitoring": {"podMonitor": False, "prometheusRule": False, "dashboard": False},
-        },
-    }
+    """The stories' agent, plus what the boards show: a fallback model, JWT users with a per-user
+    rate limit, a per-request token budget and a time-to-first-token objective."""
+    body = agent_manifest(NAME, "registry.test/helpdesk:1", fake_url, redis_url)
+    spec = body["spec"]
+    spec["model"] |= {"name": PRIMARY, "fallbacks": [{"name": FALLBACK}]}
+    spec["circuitBreaker"]["recoveryTimeoutSeconds"] = 30  # stays open for the rest of the story
+    spec["auth"] = {"secretRef": {"name": "jwt", "key": "secret"}}
+    spec["rateLimits"] = {"perUserPerMinute": PER_USER_PER_MINUTE}
+    spec["tokenBudget"] = {"maxTokensPerRequest": MAX_TOKENS_PER_REQUEST}
+    spec["slo"]["ttft"] = {"target": 90, "thresholdSeconds": 2}
+    return body
 
 
 def token(user: str) -> dict[str, str]:
@@ -100,10 +72,6 @@ def ask(http: httpx.Client, pod: BridgedPod) -> int:
         return response.status_code
 
 
-def cond(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
-
-
 def has_finite_value(series: list[dict]) -> bool:
     return any(not math.isnan(float(v)) for s in series for _, v in s.get("values", []))
 
@@ -111,10 +79,7 @@ def has_finite_value(series: list[dict]) -> bool:
 def test_every_panel_shows_data_during_an_incident(
     kube: Cluster, redis_url: str, prom: PrometheusServer, fake: FakeAnthropic, tmp_path: Path
 ) -> None:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
-    ns = kube.namespace("boards")
-    kube.kubectl("create", "secret", "generic", "anthropic", "-n", ns, "--from-literal=api-key=sk-test")
+    ns = agent_namespace(kube, "boards")
     kube.kubectl("create", "secret", "generic", "jwt", "-n", ns, f"--from-literal=secret={SECRET}")
 
     operator, operator_target = operator_process(kube, ns, prom, tmp_path)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from shepherd import api, crd
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness.cluster import Cluster
@@ -29,7 +28,7 @@ from tests.harness.podbridge import BridgedPod, PodBridge
 from tests.harness.processes import wait_until as harness_wait_until
 from tests.harness.prometheus import PrometheusServer
 
-from .conftest import Traffic, operator_process
+from .conftest import Traffic, agent_manifest, agent_namespace, cond, operator_process
 
 NAME = "support"
 IMAGE = "registry.test/agent:{}"
@@ -42,52 +41,8 @@ def ask(http: httpx.Client, pod: BridgedPod) -> int:
     return http.post(f"http://127.0.0.1:{pod.port}/runs/wait", json=QUESTION).status_code
 
 
-def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "metadata": {"name": NAME},
-        "spec": {
-            "image": IMAGE.format(1),
-            "replicas": 1,
-            "model": {
-                "provider": "anthropic",
-                "name": "claude-sonnet-4-5",
-                "apiKeySecretRef": {"name": "anthropic", "key": "api-key"},
-                "maxRetries": 0,
-                "timeoutSeconds": 5,
-            },
-            "circuitBreaker": {"failureThreshold": 3, "recoveryTimeoutSeconds": 2, "halfOpenMaxCalls": 1},
-            "env": [{"name": "ANTHROPIC_BASE_URL", "value": fake_url}],
-            "redis": {"external": {"url": redis_url}},
-            # Latency is the SLI that burns: a failed run still answers 200 (LangGraph Server
-            # semantics), so LLM errors never reach the availability SLI; a slow LLM reaches latency.
-            "slo": {
-                "window": "1m",
-                # The low-traffic guard scaled to this test's traffic (a few requests per second over
-                # burn windows of 4-6 s, the 1m window's scaled 1h..3d); 20 would keep the alert silent.
-                "minEvents": 4,
-                "availability": {"target": 99},
-                "latency": {"target": 90, "thresholdSeconds": 2.5},
-            },
-            "errorBudgetPolicy": {
-                "steps": [
-                    {"consumedPercent": 50, "action": "Notify"},
-                    {"consumedPercent": 75, "action": "FreezeNonCritical"},
-                ],
-                "recovery": {"quietPeriod": "5s"},
-            },
-            "monitoring": {"podMonitor": False, "prometheusRule": False, "dashboard": False},
-        },
-    }
-
-
 def agd(kube: Cluster, ns: str) -> dict[str, Any]:
     return kube.get("agentdeployment", NAME, ns)
-
-
-def cond(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
 
 
 def image(kube: Cluster, ns: str) -> str:
@@ -106,10 +61,7 @@ def firing(prom: PrometheusServer, alert: str) -> bool:
 def test_error_budget_freeze_story(
     kube: Cluster, redis_url: str, prom: PrometheusServer, fake: FakeAnthropic, tmp_path: Path
 ) -> None:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
-    ns = kube.namespace("freeze")
-    kube.kubectl("create", "secret", "generic", "anthropic", "-n", ns, "--from-literal=api-key=sk-test")
+    ns = agent_namespace(kube, "freeze")
 
     operator, operator_target = operator_process(kube, ns, prom, tmp_path)
     bridge = PodBridge(kube, ns, tmp_path / "pods", prometheus=prom, extra_targets=[operator_target])
@@ -136,7 +88,7 @@ def test_error_budget_freeze_story(
 
     operator.start()
     try:
-        kube.apply(manifest(fake.url, redis_url), namespace=ns)
+        kube.apply(agent_manifest(NAME, IMAGE.format(1), fake.url, redis_url), namespace=ns)
         wait_until(
             lambda: cond(agd(kube, ns), "Ready").get("status") == "True",
             timeout=120,
