@@ -69,9 +69,22 @@ class Reconciler:
     #: Extra labels for the monitoring children (the chart's, read at start-up).
     labels: MonitoringLabels = field(default_factory=MonitoringLabels)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: Full reconciles under way at once. kopf starts one per resource: 500 created together would
+    #: otherwise each hold their rendered children and LIST results while waiting for one of the
+    #: client's connections; beyond the connection count that buys memory, not speed. (Status
+    #: refreshes from child events, one write each, do not wait behind them: they bring Ready.)
+    concurrency: int = 32
     #: resourceVersion of the newest agent Deployment seen per owner uid: older snapshots (events
     #: still queued after a reconcile read a newer one) must not roll the status back.
     _seen: dict[str, int] = field(default_factory=dict)
+    #: (resourceVersion, generation, status) as our own last status write returned them, per uid:
+    #: kopf's bodies (the handler's, the ``owners`` index) often predate that write; a status
+    #: computed from them would start from stale values of our own fields (and a child event would
+    #: GET the resource to see our own observedGeneration).
+    _written: dict[str, tuple[int, int, dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.concurrency)
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -79,12 +92,26 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
         self._seen.pop(uid, None)
+        self._written.pop(uid, None)
+
+    def _freshest(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the status of our last write when that write is newer (a higher
+        resourceVersion) and of the same generation (else ``body`` as it is: a newer spec needs
+        its own reconcile, which reads what it needs)."""
+        meta = body.get("metadata") or {}
+        written = self._written.get(meta.get("uid", ""))
+        theirs = _version(body)
+        if written is None or theirs is None:
+            return body
+        version, generation, status_ = written
+        if version <= theirs or generation != int(meta.get("generation", 0)):
+            return body
+        return {**body, "metadata": {**meta, "resourceVersion": str(version)}, "status": status_}
 
     def _newest(self, uid: str, deployment: dict[str, Any] | None) -> bool:
         """Record ``deployment``'s resourceVersion; False if a newer one was seen already."""
-        try:
-            version = int(((deployment or {}).get("metadata") or {}).get("resourceVersion", ""))
-        except ValueError:
+        version = _version(deployment)
+        if version is None:
             return True  # not an etcd revision: cannot order, accept
         if version < self._seen.get(uid, 0):
             return False
@@ -99,7 +126,7 @@ class Reconciler:
         meta = body.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return {"skipped": "deleting"}  # garbage collection removes the children
-        async with self._lock(meta.get("uid", "")):
+        async with self._lock(meta.get("uid", "")), self._slots:
             return await self._reconcile(body, first_time=first_time)
 
     async def _reconcile(self, body: dict[str, Any], *, first_time: bool = False) -> dict[str, Any]:
@@ -199,6 +226,7 @@ class Reconciler:
         if meta.get("deletionTimestamp"):
             return {"skipped": "deleting"}
         async with self._lock(meta.get("uid", "")):
+            body = self._freshest(body)
             current = dict(body.get("status") or {})
             try:
                 resource = api.parse(body)
@@ -250,43 +278,57 @@ class Reconciler:
     ) -> None:
         """Write our part of the status if it changed, never clobbering another writer's.
 
-        ``conditions`` is one list shared with the budget watcher and a merge patch replaces it
-        whole, so the patch carries ``resourceVersion``: if the status changed since ``body`` was
-        read, the apiserver answers 409 and we recompute from a fresh read.
+        A server-side apply of our fields only (``status.applied``): the budget watcher's
+        conditions are other entries of the same list map, and kopf's annotation patches touch
+        metadata, so neither is a conflict and no ``resourceVersion`` precondition is sent. What
+        our fields were is known here: ``_freshest`` starts from our own last write when kopf's
+        body predates it, and a write for an older generation than one already written is dropped.
         """
+        fresher = self._freshest(body)
+        if fresher is not body:
+            body, current = fresher, dict(fresher.get("status") or {})
         meta = body["metadata"]
-        for _attempt in range(4):
-            new = status.compute(current, outcome)
-            patch = status.patch_for(current, new)
-            if patch is None:
-                break
-            log.debug("%s/%s: status patch %s", meta["namespace"], meta["name"], patch)
+        uid = meta.get("uid", "")
+        written = self._written.get(uid)
+        if (written and written[1] > outcome.generation) or int(
+            current.get("observedGeneration") or 0
+        ) > outcome.generation:
+            return  # the spec moved on: the update handler reconciles it
+        new = status.compute(current, outcome)
+        if status.patch_for(current, new) is None:
+            return
+        log.debug("%s/%s: status %s", meta["namespace"], meta["name"], new)
+        res = await self.client.apply_status(
+            api.API_VERSION, api.KIND, api.PLURAL, meta["namespace"], meta["name"], status.applied(new)
+        )
+        if res.outcome is Outcome.NOT_FOUND:
+            return  # deleted meanwhile
+        if not res.ok:
+            raise KubeError(f"apply status: {res.status_code} {res.message}")
+        live = (res.body or {}).get("status") or {}
+        # A key we no longer set that an older merge patch of ours wrote is not removed by the
+        # apply (that writer still owns it): remove it explicitly. Only our keys: no precondition.
+        stale = {k: None for k in status.OWNED_KEYS if k not in new and k in live}
+        if stale:
             res = await self.client.patch_status(
-                api.API_VERSION,
-                api.PLURAL,
-                meta["namespace"],
-                meta["name"],
-                patch,
-                meta.get("resourceVersion"),
+                api.API_VERSION, api.PLURAL, meta["namespace"], meta["name"], stale
             )
-            if res.outcome is Outcome.CONFLICT:
-                fresh = await self.client.get(api.API_VERSION, api.PLURAL, meta["namespace"], meta["name"])
-                if not fresh.ok or not fresh.body:
-                    return
-                body, meta = fresh.body, fresh.body["metadata"]
-                if int(meta.get("generation", 0)) != outcome.generation:
-                    return  # the spec moved on: the update handler reconciles it
-                current = dict(body.get("status") or {})
-                continue
-            if res.outcome is Outcome.NOT_FOUND:
-                return  # deleted meanwhile
-            if not res.ok:
+            if not res.ok and res.outcome is not Outcome.NOT_FOUND:
                 raise KubeError(f"patch status: {res.status_code} {res.message}")
-            break
-        else:
-            raise KubeError("status kept changing under us (4 conflicts)")
+        version = _version(res.body)
+        if version is not None and res.body is not None:
+            generation = int(res.body["metadata"].get("generation", 0))
+            self._written[uid] = (version, generation, res.body.get("status") or {})
         for event in status.events_for(current, new):
             await self.client.create_event(meta["namespace"], _event(body, event))
+
+
+def _version(obj: dict[str, Any] | None) -> int | None:
+    """An object's resourceVersion as a number (etcd's revision), None if it is not one."""
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion", ""))
+    except ValueError:
+        return None
 
 
 def _short(exc: ValidationError) -> str:

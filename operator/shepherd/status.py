@@ -264,6 +264,21 @@ def patch_for(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
     return patch or None
 
 
+#: Condition types this module sets (the others belong to the budget watcher).
+OWNED_CONDITIONS = frozenset({READY, PROGRESSING, MONITORING_READY})
+
+
+def applied(new: dict[str, Any]) -> dict[str, Any]:
+    """Our part of ``new`` for a server-side apply: owned keys that are set, our conditions only.
+
+    ``conditions`` is a map keyed by ``type`` in the CRD, so each condition has its own owner and
+    the budget watcher's stay untouched; an owned key left out is removed (we owned it).
+    """
+    out = {k: new[k] for k in OWNED_KEYS if new.get(k) is not None}
+    out["conditions"] = [c for c in new.get("conditions") or [] if c.get("type") in OWNED_CONDITIONS]
+    return out
+
+
 @dataclass(frozen=True)
 class EventSpec:
     """An Event to post about the resource."""

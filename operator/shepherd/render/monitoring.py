@@ -93,7 +93,13 @@ def preset_board(board: dict[str, Any], namespace: str, name: str) -> dict[str, 
 
 
 def dashboard_content(resource: AgentDeployment) -> MonitoringContent:
-    """Default content provider: the real per-deployment board, preset to ``resource``."""
+    """Default content provider: the real per-deployment board, preset to ``resource``.
+
+    Nothing when the resource wants no dashboard: the board is copied and serialised on every
+    reconcile otherwise, for a ConfigMap that is never rendered.
+    """
+    if not resource.spec.monitoring.dashboard:
+        return MonitoringContent()
     board = preset_board(board_template(), resource.namespace, resource.name)
     return MonitoringContent(dashboard_json=json.dumps(board, sort_keys=True))
 

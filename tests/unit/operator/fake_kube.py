@@ -87,6 +87,11 @@ class FakeKube:
         self.status_patches.append(status)
         return Result(Outcome.OK, 200, {})
 
+    async def apply_status(self, api_version, kind, plural, namespace, name, status):
+        self.counts["PATCH"] += 1
+        self.status_patches.append(status)
+        return Result(Outcome.OK, 200, {})
+
     async def create_event(self, namespace, event):
         self.counts["POST"] += 1
         self.events.append(event)

@@ -245,16 +245,20 @@ async def test_resync_round_reconciles_every_resource_and_survives_failures():
     assert sorted(seen) == ["bad", "demo"]
 
 
-async def test_status_conflict_rereads_and_keeps_the_other_writers_conditions():
+async def test_status_apply_leaves_the_other_writers_conditions_alone():
+    """Our status is a server-side apply of our fields only: the watcher's are never sent back."""
     kube = FakeKube()
-    rec = Reconciler(kube)
     theirs = {"type": "Frozen", "status": "False", "reason": "NotFrozen", "lastTransitionTime": "T0"}
-    kube.owner = body({}, status={"conditions": [theirs], "freeze": {"level": "None"}})
-    kube.conflicts = 1
-    await rec.reconcile(body({}))  # our body has no status at all: stale
-    written = kube.status_patches[-1]["conditions"]
-    assert theirs in written
-    assert any(c["type"] == "Ready" for c in written)
+    await Reconciler(kube).reconcile(body({}, status={"conditions": [theirs], "freeze": {"level": "None"}}))
+    written = kube.status_patches[-1]
+    assert {c["type"] for c in written["conditions"]} == {"Ready", "Progressing", "MonitoringReady"}
+    assert "freeze" not in written
+
+
+async def test_a_status_for_an_older_generation_is_never_written():
+    kube = FakeKube()
+    await Reconciler(kube).reconcile(body({}, generation=1, status={"observedGeneration": 2}))
+    assert kube.status_patches == []
 
 
 async def test_first_reconcile_skips_the_lists():
@@ -310,3 +314,30 @@ async def test_an_older_deployment_snapshot_never_rolls_status_back():
     assert await rec.refresh_from_deployment(body({}, status=status), older) == {
         "skipped": "older Deployment snapshot"
     }
+
+
+async def test_child_event_after_our_own_status_write_needs_no_read():
+    """The index body predates our status write; the copy that write returned is newer: no GET."""
+    from shepherd.kube import Outcome, Result
+
+    class Versioned(FakeKube):
+        version = 10
+
+        async def apply_status(self, api_version, kind, plural, namespace, name, status):
+            await super().apply_status(api_version, kind, plural, namespace, name, status)
+            Versioned.version += 1
+            written = body({}, status=status)
+            written["metadata"]["resourceVersion"] = str(Versioned.version)
+            return Result(Outcome.OK, 200, written)
+
+    kube = Versioned()
+    rec = Reconciler(kube)
+    stale = body({})
+    stale["metadata"]["resourceVersion"] = "10"
+    await rec.reconcile(copy.deepcopy(stale))
+    reads = kube.counts["GET"]
+    kube.mark_deployment_ready(NS, "demo")
+    dep = copy.deepcopy(kube.objects[("deployments", NS, "demo")])
+    assert await rec.refresh_from_deployment(copy.deepcopy(stale), dep) == {"refreshed": True}
+    assert kube.counts["GET"] == reads
+    assert kube.status_patches[-1]["ready"] == "2/2"
