@@ -4,7 +4,6 @@ and background traffic against every bridged agent Pod."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,11 +20,10 @@ from shepherd.slo.rules import RuleConfig, rule_groups
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness import components
 from tests.harness.cluster import Cluster
+from tests.harness.operator import OperatorProcess
 from tests.harness.podbridge import BridgedPod, PodBridge
-from tests.harness.processes import ManagedProcess, free_port
+from tests.harness.processes import free_port
 from tests.harness.prometheus import PrometheusServer
-
-OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
 
 
 def agent_namespace(kube: Cluster, prefix: str) -> str:
@@ -110,23 +108,21 @@ def fake() -> Iterator[FakeAnthropic]:
 
 def operator_process(
     kube: Cluster, namespace: str, prom: PrometheusServer, workdir: Path
-) -> tuple[ManagedProcess, dict]:
+) -> tuple[OperatorProcess, dict]:
     """The operator watching ``namespace``, reading budgets from ``prom`` every second, with its
     /metrics on a free loopback port; and the file_sd group that scrapes it."""
     port = free_port()
-    metrics = ["--metrics-port", str(port), "--metrics-address", "127.0.0.1"]
-    operator = ManagedProcess(
-        "operator",
-        [str(OPERATOR_BIN), "--namespace", namespace, "--verbose", *metrics],
-        workdir,
-        {
-            "KUBECONFIG": str(kube.kubeconfig),
+    operator = OperatorProcess(
+        kube.kubeconfig,
+        namespace,
+        workdir / "operator.log",
+        env={
+            "SHEPHERD_METRICS_PORT": str(port),
             "SHEPHERD_PROMETHEUS_URL": prom.url,
             "SHEPHERD_BUDGET_INTERVAL": "1",
             "SHEPHERD_RESYNC_SECONDS": "5",
         },
     )
-    operator.env.pop("KUBERNETES_SERVICE_HOST", None)
     return operator, {"targets": [f"127.0.0.1:{port}"], "labels": {"job": "shepherd-operator"}}
 
 

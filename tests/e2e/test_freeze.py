@@ -76,7 +76,7 @@ def test_error_budget_freeze_story(
             f"objectives {prom.query('shepherd_slo_objective')}; "
             f"targets {[(t['labels'], t['health']) for t in prom.targets()]}; "
             f"alerts {[(a['labels']['alertname'], a['state']) for a in prom.alerts()]}; "
-            f"status {agd(kube, ns).get('status')}; operator log {operator.tail(30)}"
+            f"status {agd(kube, ns).get('status')}; operator log {operator.log()[-6000:]}"
         )
 
     def wait_until(check, *, timeout: float, what: str, interval: float = 0.1):
