@@ -138,6 +138,30 @@ async def list_children(
     return live, absent
 
 
+async def _scale(
+    client: KubeClient,
+    kind: ChildKind,
+    obj: dict[str, Any],
+    replicas: int,
+    result: SyncResult,
+    note: str,
+    field_manager: str = FIELD_MANAGER,
+) -> None:
+    """Apply ``replicas`` alone through the ``scale`` subresource; ``note`` says why (result, errors)."""
+    label = f"{kind.kind}/{obj['metadata']['name']} ({note})"
+    scaled = await client.scale(
+        kind.api_version,
+        kind.plural,
+        obj["metadata"]["namespace"],
+        obj["metadata"]["name"],
+        replicas,
+        field_manager=field_manager,
+    )
+    if not scaled.ok:
+        raise ApplyError(f"{label}: {scaled.status_code} {scaled.message}")
+    result.applied.append(label)
+
+
 async def _scale_held(
     client: KubeClient, kind: ChildKind, obj: dict[str, Any], live: dict[str, Any], result: SyncResult
 ) -> dict[str, Any]:
@@ -146,11 +170,7 @@ async def _scale_held(
     want = (obj.get("spec") or {}).get("replicas")
     if not kind.scalable or want is None or want == (live.get("spec") or {}).get("replicas"):
         return live
-    name = obj["metadata"]["name"]
-    scaled = await client.scale(kind.api_version, kind.plural, obj["metadata"]["namespace"], name, want)
-    if not scaled.ok:
-        raise ApplyError(f"scale {kind.kind}/{name}: {scaled.status_code} {scaled.message}")
-    result.applied.append(f"{kind.kind}/{name} (scale)")
+    await _scale(client, kind, obj, want, result, "scale")
     return {**live, "spec": {**live["spec"], "replicas": want}}
 
 
@@ -176,18 +196,8 @@ async def _hand_off_replicas(
         or not _owns_replicas(live)
     ):
         return
-    name = obj["metadata"]["name"]
-    handed = await client.scale(
-        kind.api_version,
-        kind.plural,
-        obj["metadata"]["namespace"],
-        name,
-        replicas,
-        field_manager=HANDOFF_MANAGER,
-    )
-    if not handed.ok:
-        raise ApplyError(f"hand over {kind.kind}/{name} replicas: {handed.status_code} {handed.message}")
-    result.applied.append(f"{kind.kind}/{name} (replicas handed to the autoscaler)")
+    note = "replicas handed to the autoscaler"
+    await _scale(client, kind, obj, replicas, result, note, field_manager=HANDOFF_MANAGER)
 
 
 async def sync(

@@ -103,7 +103,7 @@ class RunExecutor:
         run_timeout: float,
         lock_ttl: float,
         cancel_channel: str,
-        max_concurrent: int = 32,
+        max_concurrent: int,
     ):
         self.graph = graph
         self.saver = saver
