@@ -223,14 +223,18 @@ async def test_freeze_hold_override_outage_and_lift(
         series.circuit.labels(ns, NAME, CIRCUIT).set(0)
 
         async def lifted() -> dict[str, Any] | None:
+            # The Deployment is applied before the reconcile writes its status: wait for both.
             obj = await body(kube_client, ns)
-            done = obj["status"]["freeze"]["level"] == "None" and deployment_image(kube, ns).endswith(":4")
+            done = (
+                obj["status"]["freeze"]["level"] == "None"
+                and deployment_image(kube, ns).endswith(":4")
+                and "pending" not in obj["status"]
+            )
             return obj if done else None
 
         obj = await eventually(lifted, within=60, what="freeze lifted and held change rolled out")
     finally:
         await watcher.stop()
-    assert "pending" not in obj["status"]
     assert condition(obj, "Frozen")["status"] == "False"
     assert obj["status"]["circuitsSummary"] == "closed"
     kinds = [h["kind"] for h in obj["status"]["freeze"]["history"]]
