@@ -59,9 +59,19 @@ def _wait_healthy(process: ManagedProcess, url: str) -> None:
     process.wait_ready(lambda: httpx.get(url, timeout=1).status_code == 200, timeout=120)
 
 
-def start_shepherd(workdir: Path, redis_url: str, *, full: bool, otlp: str) -> tuple[ManagedProcess, str]:
+REFERENCE_GRAPH = (
+    "from agent_service.graphs.reference_agent import build_graph\n"
+    "from agent_service.settings import Settings\n"
+    "graph = build_graph(Settings())\n"
+)
+
+
+def start_shepherd(
+    workdir: Path, redis_url: str, *, full: bool, otlp: str = "", **extra: str
+) -> tuple[ManagedProcess, str]:
     port = free_port()
-    env = {"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}  # the default graph: the reference agent
+    # The default graph: the reference agent; `extra` environment can name another.
+    env = {"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "REDIS_KEY_PREFIX": f"bench-{port}", **extra}
     if full:
         env |= {
             "AUTH_JWT_SECRET": JWT_SECRET,
@@ -71,7 +81,7 @@ def start_shepherd(workdir: Path, redis_url: str, *, full: bool, otlp: str) -> t
         }
     binary = str(Path(sys.executable).parent / "agent-service")
     process = ManagedProcess(
-        f"shepherd-{'full' if full else 'bare'}",
+        f"shepherd-{'full' if full else 'bare'}-{port}",
         [binary, "--host", "127.0.0.1", "--port", str(port)],
         workdir,
         env,
@@ -102,16 +112,13 @@ def ensure_bench_venv() -> Path:
     return BENCH_VENV / "bin" / "langgraph"
 
 
-def start_langgraph_dev(workdir: Path) -> tuple[ManagedProcess, str]:
+def start_langgraph_dev(workdir: Path, graph_source: str = REFERENCE_GRAPH) -> tuple[ManagedProcess, str]:
+    """`langgraph dev` serving `graph_source` (default: the reference agent with the service's own
+    stub-model settings) as graph "agent"."""
     port = free_port()
-    project = workdir / "langgraph-dev"
+    project = workdir / f"langgraph-dev-{port}"
     project.mkdir()
-    # The same graph factory the service calls, with the same (stub-model) settings.
-    (project / "graph.py").write_text(
-        "from agent_service.graphs.reference_agent import build_graph\n"
-        "from agent_service.settings import Settings\n"
-        "graph = build_graph(Settings())\n"
-    )
+    (project / "graph.py").write_text(graph_source)
     (project / "langgraph.json").write_text(
         json.dumps({"dependencies": ["."], "graphs": {"agent": "./graph.py:graph"}})
     )

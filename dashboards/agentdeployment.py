@@ -165,12 +165,14 @@ def traffic_panels() -> list[list[tuple[object, int, int]]]:
     ttft = graph(
         "Time to first token", "agent_ttft_seconds percentiles.", *quantiles("agent_ttft_seconds"), unit="s"
     )
-    inflight = graph(
-        "In-flight requests",
-        "agent_inflight_requests summed over the pods (the autoscaling signal).",
-        query(f"sum(agent_inflight_requests{{{SEL}}})", "in flight"),
+    runs = graph(
+        "Runs queued and running",
+        "agent_runs_running summed over the pods and agent_runs_pending (the deployment's queue): their "
+        "sum per Pod is the autoscaling signal.",
+        query(f"sum(agent_runs_running{{{SEL}}})", "running"),
+        query(f"max(agent_runs_pending{{{SEL}}})", "queued"),
     )
-    return [[(rate, 8, 8), (errors, 8, 8), (inflight, 8, 8)], [(latency, 12, 8), (ttft, 12, 8)]]
+    return [[(rate, 8, 8), (errors, 8, 8), (runs, 8, 8)], [(latency, 12, 8), (ttft, 12, 8)]]
 
 
 def llm_panels() -> list[list[tuple[object, int, int]]]:

@@ -12,7 +12,7 @@ from tests.harness.binaries import Toolset, toolset
 from tests.harness.cluster import Cluster
 from tests.harness.processes import free_port as _free_port
 from tests.harness.prometheus import PrometheusServer
-from tests.harness.redis import RedisServer
+from tests.harness.redis import RedisClusterServers, RedisServer
 
 TESTS = Path(__file__).parent
 # Components whose log tails are attached to the report of a failing test that used them.
@@ -72,6 +72,15 @@ def redis_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[callable
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory, tools: Toolset) -> Iterator[str]:
+    """A real three-master Redis Cluster (``redis-server --cluster-enabled``) shared by the session."""
+    cluster = RedisClusterServers(tools.redis_server, tmp_path_factory.mktemp("redis-cluster")).start()
+    _LOG_SOURCES["redis_cluster_url"] = cluster.processes[0].tail
+    yield cluster.url
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ the same invalid manifests through both.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import itertools
 import json
 import keyword
@@ -348,6 +349,13 @@ class ExternalRedis(_Model):
         pattern=r"^rediss?://",
     )
     url_secret_ref: SecretKeyRef | None = Field(default=None, description="Secret key holding the full URL.")
+    cluster: bool = Field(
+        default=False,
+        description=(
+            "The URL names a node of a Redis Cluster (the service discovers the others; every key it "
+            "writes is hash-tagged so threads spread over the shards)."
+        ),
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -401,15 +409,24 @@ class Autoscaling(_Model):
 
     engine: AutoscalingEngine = Field(
         default=AutoscalingEngine.hpa,
-        description="`hpa` (autoscaling/v2, CPU + agent_inflight_requests via a metrics adapter) or `keda`.",
+        description=(
+            "`hpa` (autoscaling/v2: CPU, and runs per Pod as the External metric agent_runs_active "
+            "served by a metrics adapter) or `keda` (a Prometheus trigger on the runs, and CPU)."
+        ),
     )
     min_replicas: int = Field(default=2, ge=1, le=1000, description="Lower bound of replicas (1-1000).")
     max_replicas: int = Field(default=10, ge=1, le=1000, description="Upper bound of replicas (1-1000).")
     target_cpu_utilization_percent: int = Field(
         default=70, ge=0, le=100, description="Average CPU utilization target in percent; 0 disables it."
     )
-    target_inflight_per_pod: int = Field(
-        default=8, ge=1, le=10000, description="Target average of agent_inflight_requests per Pod."
+    target_runs_per_pod: int = Field(
+        default=8,
+        ge=1,
+        le=10000,
+        description=(
+            "Target runs per Pod, queued and running (sum(agent_runs_running) + max(agent_runs_pending) "
+            "over the Pods); the replica count is that total divided by this."
+        ),
     )
     model_config = ConfigDict(
         json_schema_extra={
@@ -634,6 +651,93 @@ class NetworkPolicySpec(_Model):
     )
 
 
+# --------------------------------------------------------------------------------------------- runs
+
+HOST_OR_CIDR_PATTERN = r"^[A-Za-z0-9_.:\-]+(/[0-9]{1,3})?$"
+DNS_NAME_PATTERN = r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*$"
+
+
+class Runs(_Model):
+    """How the service executes runs: limits, and recovery when a replica is lost."""
+
+    timeout_seconds: float = Field(
+        default=600, gt=0, le=86400, description="An attempt of a run still going after this ends as timeout."
+    )
+    max_concurrent_per_pod: int = Field(
+        default=32, ge=1, le=10000, description="Runs executing at once per Pod; more wait in the queue."
+    )
+    lease_seconds: int = Field(
+        default=15,
+        ge=2,
+        le=600,
+        description=(
+            "A Pod that stops renewing its lease this long is lost; its runs resume on another Pod from "
+            "their last checkpoint (within about leaseSeconds + leaseSeconds/4)."
+        ),
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Attempts of a run lost with its Pod before it fails (worker_lost).",
+    )
+
+
+class Webhooks(_Model):
+    """Where run webhooks may go, and how they are signed and retried."""
+
+    allowed_hosts: list[Annotated[str, Field(max_length=253, pattern=HOST_OR_CIDR_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=256,
+        description=(
+            "Hosts, IPs or CIDRs webhooks may reach. Empty: any host whose addresses are all public, over "
+            "https. Listed: only these, and only they may use http:// or resolve to loopback, private, "
+            "link-local or cloud metadata addresses."
+        ),
+    )
+    signing_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Secret key with the HMAC-SHA256 key that signs deliveries (X-Shepherd-Signature). "
+            "Omitted: deliveries are not signed."
+        ),
+    )
+    timeout_seconds: float = Field(default=10, gt=0, le=300, description="Deadline of one delivery.")
+    max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Deliveries tried (with backoff) before giving up."
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if "/" in entry or ":" in entry or not re.match(DNS_NAME_PATTERN, entry.lower()):
+                    raise ValueError(
+                        f"webhooks.allowedHosts: {entry!r} is not a host, an IP or a CIDR"
+                    ) from None
+        return entries
+
+
+class Retention(_Model):
+    """How long the service keeps what runs leave behind."""
+
+    run_events: str = Field(
+        default="1h",
+        pattern=DURATION_PATTERN,
+        max_length=6,
+        description="A finished run's event log stays readable (join, Last-Event-ID resume) this long.",
+    )
+    stateless_runs: str = Field(
+        default="1h",
+        pattern=DURATION_PATTERN,
+        max_length=6,
+        description="A stateless run's record and output stay readable (get, join, webhook) this long.",
+    )
+
+
 # --------------------------------------------------------------------------------------------- spec
 
 
@@ -707,6 +811,11 @@ class AgentDeploymentSpec(_Model):
     )
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring objects.")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry tracing.")
+    runs: Runs = Field(default_factory=Runs, description="Run execution: limits and recovery.")
+    webhooks: Webhooks = Field(default_factory=Webhooks, description="Run webhooks: destinations, signing.")
+    retention: Retention = Field(
+        default_factory=Retention, description="What runs leave behind, and how long."
+    )
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="Ingress policy."
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,13 +14,14 @@ from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, health, runs, threads
-from agent_service.execution import RunExecutor, ServiceDrainingError, ThreadBusyError
+from agent_service.api import assistants, crons, health, runs, threads
+from agent_service.api.assistants import find_assistant
 from agent_service.graphs.loader import load_graph
 from agent_service.llm import LLMError
 from agent_service.observability.logging import RequestContextMiddleware
 from agent_service.observability.metrics import MetricsMiddleware, metrics_endpoint
 from agent_service.observability.tracing import TracingMiddleware
+from agent_service.runs.engine import FOLLOW_IDLE_SECONDS, RunEngine, ThreadBusyError
 from agent_service.runtime import Runtime
 from agent_service.security.auth import Authenticator, authenticate
 from agent_service.security.body_limit import BodySizeLimitMiddleware
@@ -29,8 +29,12 @@ from agent_service.security.headers import ResponseHeadersMiddleware
 from agent_service.security.ratelimit import RateLimiter, enforce_rate_limit
 from agent_service.settings import Settings
 from agent_service.state import RedisSaver, connection
+from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import RunStore
 from agent_service.state.threads import ThreadStore
+
+#: Connections of the blocking-read pool (a worker's BLPOP plus one per follower on another replica).
+BLOCKING_CONNECTIONS = 512
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
@@ -83,41 +87,51 @@ def _operation_id(route: APIRoute) -> str:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Clients connect lazily, so this succeeds while Redis is down and the service recovers by itself."""
-    client = connection.async_client(settings.redis_url, settings.redis_timeout_seconds)
-    saver = RedisSaver(async_client=client, prefix=f"{settings.redis_key_prefix}:cp")
-    graph = load_graph(settings, saver)
-    thread_store = ThreadStore(client, settings.redis_key_prefix)
-    run_store = RunStore(client, settings.redis_key_prefix)
-    executor = RunExecutor(
-        graph,
-        saver,
-        thread_store,
-        run_store,
-        run_timeout=settings.run_timeout_seconds,
-        lock_ttl=settings.run_lock_ttl_seconds,
-        max_concurrent=settings.max_concurrent_runs,
-        cancel_channel=f"{settings.redis_key_prefix}:cancel",
+    timeout, cluster = settings.redis_timeout_seconds, settings.redis_cluster
+    client = connection.async_client(settings.redis_url, timeout, cluster=cluster)
+    # Blocking reads (a worker's BLPOP, followers' XREAD BLOCK) hold a connection each, and for longer
+    # than the command timeout: their own pool, so they never starve ordinary commands.
+    blocking = connection.async_client(
+        settings.redis_url, timeout + FOLLOW_IDLE_SECONDS, BLOCKING_CONNECTIONS, cluster=cluster
     )
-    return Runtime(settings, client, saver, graph, thread_store, run_store, executor)
+    keys = ServiceKeys(settings.redis_key_prefix)
+    saver = RedisSaver(async_client=client, prefix=keys.checkpoint_prefix)
+    graph = load_graph(settings, saver)
+    threads = ThreadStore(client, keys)
+    runs = RunStore(client, keys)
+
+    async def resolve(assistant_id: str) -> dict:
+        return find_assistant(settings, assistant_id)
+
+    engine = RunEngine(
+        settings,
+        client=client,
+        blocking=blocking,
+        graph=graph,
+        saver=saver,
+        threads=threads,
+        runs=runs,
+        keys=keys,
+        resolve_assistant=resolve,
+    )
+    return Runtime(settings, client, saver, graph, threads, runs, engine)
 
 
 async def drain(runtime: Runtime) -> None:
-    """Readiness turns false at once; runs get the grace period, then are cancelled."""
-    await runtime.executor.drain(runtime.settings.drain_grace_seconds)
+    """Readiness turns false at once; runs get the grace period, then go back to the queue."""
+    await runtime.engine.stop(runtime.settings.drain_grace_seconds)
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = build_runtime(app.state.settings)
     app.state.runtime = runtime
-    cancel_listener = asyncio.create_task(runtime.executor.listen_for_cancellations())
+    await runtime.engine.start()
     try:
         yield
     finally:
         await drain(runtime)
-        cancel_listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await cancel_listener
+        await runtime.engine.blocking.aclose()
         await runtime.redis.aclose()
 
 
@@ -132,10 +146,6 @@ def _install_error_mapping(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(redis.exceptions.TimeoutError)
     async def state_store_unavailable(_: Request, error: Exception) -> JSONResponse:
         return _retry_later(settings, "the state store (Redis) is unavailable; retry later")
-
-    @app.exception_handler(ServiceDrainingError)
-    async def draining(_: Request, error: ServiceDrainingError) -> JSONResponse:
-        return _retry_later(settings, str(error))
 
     @app.exception_handler(LLMError)
     async def llm_unavailable(_: Request, error: LLMError) -> JSONResponse:
@@ -164,6 +174,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     api_dependencies: Any = _api_dependencies(settings)
-    for router in (assistants.router, threads.router, runs.thread_runs, runs.stateless_runs):
+    # crons before the stateless runs: /runs/crons/... must not be taken for a run id.
+    for router in (assistants.router, threads.router, crons.router, runs.thread_runs, runs.stateless_runs):
         app.include_router(router, dependencies=api_dependencies)
     return app

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aredis
 from langgraph.pregel import Pregel
 
-from agent_service.execution import RunExecutor
+from agent_service.runs.engine import RunEngine
 from agent_service.settings import Settings
 from agent_service.state import RedisSaver
+from agent_service.state.connection import AsyncClient
 from agent_service.state.runs import RunStore
 from agent_service.state.threads import ThreadStore
 
@@ -17,9 +17,9 @@ from agent_service.state.threads import ThreadStore
 @dataclass
 class Runtime:
     settings: Settings
-    redis: aredis.Redis
+    redis: AsyncClient
     saver: RedisSaver
     graph: Pregel
     threads: ThreadStore
     runs: RunStore
-    executor: RunExecutor
+    engine: RunEngine

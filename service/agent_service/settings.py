@@ -39,24 +39,64 @@ class Settings(BaseSettings):
 
     # --- state (Redis) ----------------------------------------------------------------------
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Threads, runs, limits, budgets.")
-    redis_key_prefix: str = Field(default="shepherd", description="Prefix of every key this service writes.")
+    redis_key_prefix: str = Field(
+        default="shepherd", min_length=1, description="Prefix of every key this service writes (no braces)."
+    )
+    redis_cluster: bool = Field(default=False, description="REDIS_URL names a node of a Redis Cluster.")
     redis_timeout_seconds: float = Field(default=2.0, gt=0, description="Connect and command timeout.")
     redis_retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After sent while Redis is down."
     )
 
-    # --- runs and lifecycle -----------------------------------------------------------------
-    run_timeout_seconds: float = Field(default=600.0, gt=0, description="A run still going after this fails.")
-    run_lock_ttl_seconds: float = Field(
-        default=30.0, gt=0, description="A thread whose replica died is free again after this long."
+    # --- runs and lifecycle (agent_service/runs) ---------------------------------------------
+    run_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="An attempt of a run still going after this ends as timeout."
     )
     max_concurrent_runs: int = Field(
         default=32,
         ge=1,
-        description="Runs executing at once per replica; more wait their turn in order (status pending).",
+        description="Runs executing at once per replica; more wait in the queue (status pending).",
+    )
+    run_lease_seconds: float = Field(
+        default=15.0,
+        ge=2,
+        le=600,
+        description="A replica that stops renewing its lease this long is lost: its runs resume elsewhere.",
+    )
+    run_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Attempts of a run lost with its replica before it fails."
+    )
+    run_event_ttl_seconds: int = Field(
+        default=3600, ge=1, description="A finished run's event log stays readable (join, resume) this long."
+    )
+    run_event_log_max_entries: int = Field(
+        default=10_000, ge=10, description="Entries of a run's event log kept at most (oldest dropped)."
+    )
+    stateless_run_ttl_seconds: int = Field(
+        default=3600, ge=1, description="A stateless run's record and output stay readable this long."
     )
     drain_grace_seconds: float = Field(
-        default=20.0, ge=0, description="On SIGTERM, in-flight runs get this long before being cancelled."
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, runs get this long to finish before being handed back to the queue.",
+    )
+
+    # --- run webhooks (agent_service/runs/webhooks.py) ----------------------------------------
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Comma-separated hosts, IPs or CIDRs webhooks may reach; empty: any public https host. "
+            "Loopback, private, link-local and metadata addresses only when listed."
+        ),
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key signing webhook deliveries (X-Shepherd-Signature)."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Deadline of one delivery."
+    )
+    webhook_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Deliveries tried before giving up."
     )
 
     # --- LLM calls (agent_service/llm) ------------------------------------------------------
@@ -148,7 +188,22 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value.upper()
 
-    @field_validator("llm_fallback_models", "cors_allow_origins", mode="before")
+    @field_validator("redis_key_prefix")
+    @classmethod
+    def _prefix_without_tags(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("must not contain braces (they are Redis Cluster hash tags)")
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        from agent_service.runs.webhooks import parse_allowed
+
+        parse_allowed(value)  # raises ValueError naming the entry
+        return value
+
+    @field_validator("llm_fallback_models", "cors_allow_origins", "webhook_allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return (

@@ -7,7 +7,9 @@ from typing import Any
 from shepherd.api import AgentDeployment, AutoscalingEngine
 from shepherd.render.common import AGENT_COMPONENT, agent_name, metadata
 
-INFLIGHT_METRIC = "agent_inflight_requests"
+#: The External metric the HPA asks the metrics adapter for: queued + running runs of the deployment,
+#: ``sum(agent_runs_running) + max(agent_runs_pending)`` (docs/autoscaling.md has the adapter rule).
+RUNS_METRIC = "agent_runs_active"
 
 
 def _target(resource: AgentDeployment) -> dict[str, Any]:
@@ -15,7 +17,7 @@ def _target(resource: AgentDeployment) -> dict[str, Any]:
 
 
 def hpa(resource: AgentDeployment) -> dict[str, Any]:
-    """CPU utilization plus in-flight requests per Pod (a Pods metric served by a metrics adapter)."""
+    """CPU utilization plus queued + running runs per Pod (an External metric from a metrics adapter)."""
     scaling = resource.spec.autoscaling
     assert scaling is not None
     metrics: list[dict[str, Any]] = []
@@ -34,10 +36,15 @@ def hpa(resource: AgentDeployment) -> dict[str, Any]:
         )
     metrics.append(
         {
-            "type": "Pods",
-            "pods": {
-                "metric": {"name": INFLIGHT_METRIC},
-                "target": {"type": "AverageValue", "averageValue": str(scaling.target_inflight_per_pod)},
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": RUNS_METRIC,
+                    "selector": {
+                        "matchLabels": {"namespace": resource.namespace, "agentdeployment": resource.name}
+                    },
+                },
+                "target": {"type": "AverageValue", "averageValue": str(scaling.target_runs_per_pod)},
             },
         }
     )
@@ -55,22 +62,26 @@ def hpa(resource: AgentDeployment) -> dict[str, Any]:
     }
 
 
-def inflight_query(resource: AgentDeployment) -> str:
-    return f'sum({INFLIGHT_METRIC}{{namespace="{resource.namespace}",agentdeployment="{resource.name}"}})'
+def runs_query(resource: AgentDeployment) -> str:
+    """Queued + running runs of the deployment (the pending gauge is the same on every Pod: max)."""
+    selector = f'{{namespace="{resource.namespace}",agentdeployment="{resource.name}"}}'
+    return (
+        f"(sum(agent_runs_running{selector}) or vector(0)) + (max(agent_runs_pending{selector}) or vector(0))"
+    )
 
 
 def scaled_object(resource: AgentDeployment) -> dict[str, Any]:
-    """A KEDA ScaledObject with a Prometheus trigger on in-flight requests (and CPU when targeted)."""
+    """A KEDA ScaledObject with a Prometheus trigger on queued + running runs (and CPU when targeted)."""
     scaling = resource.spec.autoscaling
     assert scaling is not None
     triggers: list[dict[str, Any]] = [
         {
             "type": "prometheus",
-            "name": "inflight",
+            "name": "runs",
             "metadata": {
                 "serverAddress": resource.spec.monitoring.prometheus_url or "",
-                "query": inflight_query(resource),
-                "threshold": str(scaling.target_inflight_per_pod),
+                "query": runs_query(resource),
+                "threshold": str(scaling.target_runs_per_pod),
             },
         }
     ]

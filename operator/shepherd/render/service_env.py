@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from shepherd.api import AgentDeployment, Provider, SecretKeyRef
+from shepherd.api import AgentDeployment, Provider, SecretKeyRef, duration_seconds
 from shepherd.render.common import REDIS_PORT, redis_name
 
 AGENT_GRAPH = "AGENT_GRAPH"
 AGENT_GRAPH_ID = "AGENT_GRAPH_ID"
 REDIS_URL = "REDIS_URL"
 DRAIN_GRACE_SECONDS = "DRAIN_GRACE_SECONDS"
+REDIS_CLUSTER = "REDIS_CLUSTER"
+RUN_TIMEOUT_SECONDS = "RUN_TIMEOUT_SECONDS"
+MAX_CONCURRENT_RUNS = "MAX_CONCURRENT_RUNS"
+RUN_LEASE_SECONDS = "RUN_LEASE_SECONDS"
+RUN_MAX_ATTEMPTS = "RUN_MAX_ATTEMPTS"
+RUN_EVENT_TTL_SECONDS = "RUN_EVENT_TTL_SECONDS"
+STATELESS_RUN_TTL_SECONDS = "STATELESS_RUN_TTL_SECONDS"
+#: Comma-separated hosts, IPs and CIDRs.
+WEBHOOK_ALLOWED_HOSTS = "WEBHOOK_ALLOWED_HOSTS"
+WEBHOOK_SECRET = "WEBHOOK_SECRET"
+WEBHOOK_TIMEOUT_SECONDS = "WEBHOOK_TIMEOUT_SECONDS"
+WEBHOOK_MAX_ATTEMPTS = "WEBHOOK_MAX_ATTEMPTS"
 ANTHROPIC_API_KEY = "ANTHROPIC_API_KEY"  # set: Claude; unset: the runtime's offline stub model
 LLM_MODEL = "LLM_MODEL"
 #: Comma-separated model names, tried in order.
@@ -74,6 +86,15 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         CIRCUIT_RECOVERY_SECONDS: _num(spec.circuit_breaker.recovery_timeout_seconds),
         CIRCUIT_HALF_OPEN_PROBES: str(spec.circuit_breaker.half_open_max_calls),
         OTEL_SERVICE_NAME: resource.name,
+        RUN_TIMEOUT_SECONDS: _num(spec.runs.timeout_seconds),
+        MAX_CONCURRENT_RUNS: str(spec.runs.max_concurrent_per_pod),
+        RUN_LEASE_SECONDS: str(spec.runs.lease_seconds),
+        RUN_MAX_ATTEMPTS: str(spec.runs.max_attempts),
+        RUN_EVENT_TTL_SECONDS: str(duration_seconds(spec.retention.run_events)),
+        STATELESS_RUN_TTL_SECONDS: str(duration_seconds(spec.retention.stateless_runs)),
+        WEBHOOK_ALLOWED_HOSTS: ",".join(spec.webhooks.allowed_hosts),
+        WEBHOOK_TIMEOUT_SECONDS: _num(spec.webhooks.timeout_seconds),
+        WEBHOOK_MAX_ATTEMPTS: str(spec.webhooks.max_attempts),
     }
     optional = {
         RATE_LIMIT_USER_PER_MINUTE: spec.rate_limits.per_user_per_minute,
@@ -95,6 +116,8 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         data[REDIS_URL] = managed_redis_url(resource)
     elif spec.redis.external is not None and spec.redis.external.url:
         data[REDIS_URL] = spec.redis.external.url
+    if spec.redis.external is not None and spec.redis.external.cluster:
+        data[REDIS_CLUSTER] = "true"
     tracing = spec.tracing
     if tracing.otlp_endpoint:
         data[OTEL_EXPORTER_OTLP_ENDPOINT] = (
@@ -122,6 +145,8 @@ def referenced_secrets(resource: AgentDeployment) -> list[SecretKeyRef]:
         refs.append(spec.auth.secret_ref)
     if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:
         refs.append(spec.redis.external.url_secret_ref)
+    if spec.webhooks.signing_secret_ref is not None:
+        refs.append(spec.webhooks.signing_secret_ref)
     refs.extend(e.secret_key_ref for e in spec.env if e.secret_key_ref is not None)
     return refs
 
@@ -136,6 +161,8 @@ def container_env(resource: AgentDeployment) -> list[dict[str, Any]]:
         env.append(_secret_env(AUTH_JWT_SECRET, spec.auth.secret_ref))
     if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:
         env.append(_secret_env(REDIS_URL, spec.redis.external.url_secret_ref))
+    if spec.webhooks.signing_secret_ref is not None:
+        env.append(_secret_env(WEBHOOK_SECRET, spec.webhooks.signing_secret_ref))
     for var in spec.env:
         if var.secret_key_ref is not None:
             env.append(_secret_env(var.name, var.secret_key_ref))

@@ -12,6 +12,7 @@ from agent_service.api.deps import RuntimeDep
 from agent_service.api.schemas import AssistantCount, AssistantSearch
 from agent_service.runtime import Runtime
 from agent_service.serialization import now_iso
+from agent_service.settings import Settings
 
 # LangGraph Server derives the default assistant id from the graph id with this namespace,
 # so clients that stored an assistant id keep working when they move to this runtime.
@@ -22,7 +23,11 @@ router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 def default_assistant(runtime: Runtime) -> dict[str, Any]:
-    graph_id = runtime.settings.agent_graph_id
+    return assistant_of(runtime.settings)
+
+
+def assistant_of(settings: Settings) -> dict[str, Any]:
+    graph_id = settings.agent_graph_id
     return {
         "assistant_id": str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id)),
         "graph_id": graph_id,
@@ -39,7 +44,11 @@ def default_assistant(runtime: Runtime) -> dict[str, Any]:
 
 def resolve_assistant(runtime: Runtime, assistant_id: str) -> dict[str, Any]:
     """Accepts the assistant id or the graph id, as LangGraph Server does."""
-    assistant = default_assistant(runtime)
+    return find_assistant(runtime.settings, assistant_id)
+
+
+def find_assistant(settings: Settings, assistant_id: str) -> dict[str, Any]:
+    assistant = assistant_of(settings)
     if assistant_id not in (assistant["assistant_id"], assistant["graph_id"]):
         raise HTTPException(status_code=404, detail=f"assistant {assistant_id!r} not found")
     return assistant

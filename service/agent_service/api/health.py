@@ -23,7 +23,7 @@ async def liveness() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "not ready; `checks` says why"}})
 async def readiness(runtime: RuntimeDep) -> JSONResponse:
-    draining = runtime.executor.draining
+    draining = runtime.engine.draining
     checks: dict[str, Any] = {"graph": "ok", "draining": draining}
     try:
         async with asyncio.timeout(READINESS_PING_TIMEOUT_SECONDS):

@@ -1,50 +1,80 @@
-"""Runs on a thread or stateless: background, wait, stream (SSE), join, list, get, cancel, delete."""
+"""Runs on a thread or stateless: background, wait, stream (SSE), join, list, get, cancel, delete.
+
+Every route goes through the run engine (``agent_service.runs.engine``), so it answers the same
+on any replica. SSE events carry ``id:`` (the event's number in the run's log); ``Last-Event-ID``
+on a join resumes after that event. A stateless run's thread has the run's own id, so the
+``Location`` of a stateless stream (``/runs/{run_id}/stream``) can be followed on any replica too.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from agent_service.api.assistants import resolve_assistant
 from agent_service.api.deps import RuntimeDep, ThreadDep, current_tenant, not_found, owned
-from agent_service.api.schemas import MAX_OFFSET, RunCreate, RunStatus
-from agent_service.execution import LocalRun
+from agent_service.api.schemas import MAX_OFFSET, RunCreate, RunsCancel, RunStatus, StreamMode
+from agent_service.observability.context import current_request
+from agent_service.runs import events
+from agent_service.runs.graph_run import GRAPH_STREAM_MODES
+from agent_service.runs.webhooks import WebhookRefusedError, public_run
 from agent_service.runtime import Runtime
-from agent_service.serialization import dumps
 from agent_service.state.runs import RunNotFoundError
 from agent_service.state.threads import ThreadNotFoundError
 
-# A comment line on quiet streams keeps proxies and load balancers from closing them as idle.
-HEARTBEAT_SECONDS = 15.0
-
 thread_runs = APIRouter(prefix="/threads/{thread_id}/runs", tags=["runs"])
 stateless_runs = APIRouter(prefix="/runs", tags=["runs"])
+_ACTIVE = ("pending", "running")
+#: Cancels started by disconnecting streams; kept so the tasks are not collected mid-flight.
+_disconnect_cancels: set[asyncio.Task] = set()
 
 
-def _sse(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
+def field_error(field: str, message: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape, naming the body field."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", field), "msg": message, "input": None}]
+    )
 
 
-def _location(local: LocalRun, temporary: bool) -> dict[str, str]:
-    run = local.run
-    path = f"/runs/{run['run_id']}" if temporary else f"/threads/{run['thread_id']}/runs/{run['run_id']}"
-    return {"Content-Location": path}
+def _sse(event: events.Event) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.name.encode(), event.data)
 
 
-async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> tuple[LocalRun, bool]:
+def _wanted(name: str, modes: list[str] | None) -> bool:
+    if not modes:
+        return True
+    base = name.split("|")[0]
+    return base in ("metadata", "error") or base in {GRAPH_STREAM_MODES.get(m, m) for m in modes}
+
+
+def _paths(record: dict[str, Any]) -> tuple[str, str]:
+    """(the run's path, its thread-less alias for stateless runs)."""
+    run_id, thread_id = record["run_id"], record["thread_id"]
+    return (f"/runs/{run_id}" if record.get("temporary") else f"/threads/{thread_id}/runs/{run_id}"), run_id
+
+
+async def _check_webhook(runtime: Runtime, body: RunCreate) -> None:
+    if body.webhook is None:
+        return
+    try:
+        await runtime.engine.webhooks.policy.resolve(body.webhook, must_resolve=False)
+    except WebhookRefusedError as refusal:
+        raise field_error("webhook", f"webhook refused: {refusal}") from None
+
+
+async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> dict[str, Any]:
     assistant = resolve_assistant(runtime, body.assistant_id)
+    await _check_webhook(runtime, body)
     identity = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
-    temporary = thread_id is None
     tenant = current_tenant()
-    if temporary:
-        thread = await runtime.threads.create(str(uuid.uuid4()), identity, tenant=tenant)
-    else:
+    if thread_id is None and body.on_completion == "keep":
+        thread_id = (await runtime.threads.create(None, identity, tenant=tenant))["thread_id"]
+    elif thread_id is not None:
         try:
             thread = owned(await runtime.threads.get(thread_id))
         except ThreadNotFoundError as error:
@@ -53,51 +83,74 @@ async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> tu
             thread = await runtime.threads.create(thread_id, identity, tenant=tenant, if_exists="do_nothing")
         if any(k not in thread["metadata"] for k in identity):
             await runtime.threads.merge_metadata(thread_id, identity)
-    local = await runtime.executor.start(
-        thread["thread_id"], body, assistant_id=assistant["assistant_id"], temporary=temporary
+    return await runtime.engine.submit(
+        thread_id, body, assistant=assistant, tenant=tenant, user=current_request().user
     )
-    return local, temporary
 
 
-async def _stream_events(
-    runtime: Runtime, local: LocalRun, cancel_on_disconnect: bool
-) -> AsyncIterator[bytes]:
+def _last_event_id(header: str | None) -> int | None:
+    if header is None:
+        return None
     try:
-        async for item in local.follow(idle_seconds=HEARTBEAT_SECONDS):
-            yield _sse(*item) if item else b": heartbeat\n\n"
+        return max(0, int(header))
+    except ValueError:
+        raise HTTPException(422, detail=f"Last-Event-ID must be an event number, got {header!r}") from None
+
+
+async def _event_stream(
+    runtime: Runtime,
+    record: dict[str, Any],
+    after: int | None,
+    modes: list[str] | None,
+    cancel_on_disconnect: bool,
+) -> AsyncIterator[bytes]:
+    engine, ended = runtime.engine, False
+    try:
+        async for item in engine.follow(record["thread_id"], record["run_id"], after):
+            if item is None:
+                yield b": heartbeat\n\n"  # keeps proxies from closing a quiet stream as idle
+            elif isinstance(item, events.End):
+                ended = True
+                return
+            elif _wanted(item.name, modes):
+                yield _sse(item)
     finally:
-        if cancel_on_disconnect and not local.finished and local.task is not None:
-            local.task.cancel()
+        if cancel_on_disconnect and not ended:
+            task = asyncio.create_task(engine.cancel(record["thread_id"], record["run_id"]))
+            _disconnect_cancels.add(task)
+            task.add_done_callback(_disconnect_cancels.discard)
 
 
-async def _wait_result(local: LocalRun) -> Any:
-    # Shielded: a client giving up on the wait must not cancel the run itself.
-    await asyncio.shield(local.task)  # type: ignore[arg-type]
-    return local.result
+def _streaming(
+    runtime: Runtime, record: dict[str, Any], after: int | None, modes: list[str] | None, cancel: bool
+) -> StreamingResponse:
+    path, _ = _paths(record)
+    return StreamingResponse(
+        _event_stream(runtime, record, after, modes, cancel),
+        media_type="text/event-stream",
+        headers={"Location": f"{path}/stream", "Content-Location": path, "Cache-Control": "no-store"},
+    )
 
 
 # -- the same three entry points with and without a thread ------------------------------------
 
 
 async def _create(runtime: Runtime, thread_id: str | None, body: RunCreate, response: Response) -> dict:
-    local, temporary = await _start(runtime, thread_id, body)
-    response.headers.update(_location(local, temporary))
-    return local.run
+    record = await _start(runtime, thread_id, body)
+    response.headers["Content-Location"] = _paths(record)[0]
+    return public_run(record)
 
 
 async def _stream(runtime: Runtime, thread_id: str | None, body: RunCreate) -> StreamingResponse:
-    local, temporary = await _start(runtime, thread_id, body)
-    return StreamingResponse(
-        _stream_events(runtime, local, body.on_disconnect == "cancel"),
-        media_type="text/event-stream",
-        headers={**_location(local, temporary), "Cache-Control": "no-store"},
-    )
+    record = await _start(runtime, thread_id, body)
+    return _streaming(runtime, record, 0, None, body.on_disconnect == "cancel")
 
 
 async def _wait(runtime: Runtime, thread_id: str | None, body: RunCreate, response: Response) -> Any:
-    local, temporary = await _start(runtime, thread_id, body)
-    response.headers.update(_location(local, temporary))
-    return await _wait_result(local)
+    record = await _start(runtime, thread_id, body)
+    path, _ = _paths(record)
+    response.headers.update({"Location": f"{path}/join", "Content-Location": path})
+    return await runtime.engine.wait_result(record["thread_id"], record["run_id"])
 
 
 @thread_runs.post("")
@@ -132,17 +185,45 @@ async def wait_stateless_run(body: RunCreate, runtime: RuntimeDep, response: Res
     return await _wait(runtime, None, body, response)
 
 
-# -- following and managing runs of a thread --------------------------------------------------
+@stateless_runs.post("/cancel", status_code=204)
+async def cancel_runs(
+    body: RunsCancel, runtime: RuntimeDep, action: Literal["interrupt", "rollback"] = "interrupt"
+) -> None:
+    """Cancels the caller's runs in flight matching the filters (the SDK's ``runs.cancel_many``)."""
+    if not (body.thread_id or body.run_ids or body.status):
+        raise field_error("status", "give thread_id, run_ids or status")
+    await runtime.engine.cancel_many(
+        thread_id=body.thread_id,
+        run_ids=body.run_ids,
+        status=body.status,
+        action=action,
+        tenant=current_tenant(),
+    )
 
 
-async def existing_run(run_id: str, thread: ThreadDep, runtime: RuntimeDep) -> dict[str, Any]:
+# -- following and managing one run -----------------------------------------------------------
+
+
+async def _owned_run(runtime: Runtime, thread_id: str, run_id: str) -> dict[str, Any]:
     try:
-        return await runtime.runs.get(run_id, thread["thread_id"])
+        record = await runtime.engine.get(thread_id, run_id)
     except RunNotFoundError as error:
         raise not_found(error) from None
+    if record.get("tenant", current_tenant()) != current_tenant():
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found on thread {thread_id}")
+    return record
+
+
+async def existing_run(thread_id: str, run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return await _owned_run(runtime, thread_id, run_id)
+
+
+async def existing_stateless_run(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return await _owned_run(runtime, run_id, run_id)
 
 
 RunDep = Annotated[dict[str, Any], Depends(existing_run)]
+StatelessRunDep = Annotated[dict[str, Any], Depends(existing_stateless_run)]
 
 
 @thread_runs.get("")
@@ -153,34 +234,58 @@ async def list_runs(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     status: RunStatus | None = None,
 ) -> list[dict[str, Any]]:
-    if limit < 1 or offset < 0:
-        raise HTTPException(status_code=422, detail="limit must be >= 1 and offset >= 0")
-    return await runtime.runs.list(thread["thread_id"], limit=limit, offset=offset, status=status)
+    runs = await runtime.engine.list(thread["thread_id"], limit=limit, offset=offset, status=status)
+    return [public_run(r) for r in runs]
+
+
+async def _join(runtime: Runtime, run: dict[str, Any], response: Response) -> Any:
+    path, _ = _paths(run)
+    response.headers.update({"Location": f"{path}/join", "Content-Location": path})
+    return await runtime.engine.wait_result(run["thread_id"], run["run_id"])
+
+
+def _join_stream(
+    runtime: Runtime, run: dict[str, Any], last_event_id: str | None, modes: list[str] | None, cancel: bool
+) -> StreamingResponse:
+    return _streaming(runtime, run, _last_event_id(last_event_id), modes, cancel)
+
+
+async def _cancel(runtime: Runtime, run: dict[str, Any], wait: bool, action: str) -> Response | None:
+    if run["status"] in _ACTIVE:
+        await runtime.engine.cancel(run["thread_id"], run["run_id"], action, wait=wait)
+    return Response(status_code=204) if wait else None
+
+
+def _stream_modes(stream_mode: Annotated[list[str] | None, Query()] = None) -> list[str] | None:
+    """The stream modes to pass on; the SDK sends an empty ``stream_mode=`` for "all of them"."""
+    modes = [m for m in stream_mode or [] if m]
+    if unknown := sorted(set(modes) - set(get_args(StreamMode))):
+        raise HTTPException(422, detail=f"stream_mode: unknown mode(s) {', '.join(unknown)}")
+    return modes or None
+
+
+StreamModes = Annotated[list[str] | None, Depends(_stream_modes)]
 
 
 @thread_runs.get("/{run_id}")
 async def get_run(run: RunDep) -> dict[str, Any]:
-    return run
+    return public_run(run)
 
 
 @thread_runs.get("/{run_id}/join")
-async def join_run(run: RunDep, runtime: RuntimeDep) -> Any:
-    if local := runtime.executor.local.get(run["run_id"]):
-        return await _wait_result(local)
-    await runtime.executor.wait(run["run_id"])
-    return (await runtime.threads.get(run["thread_id"]))["values"]
+async def join_run(run: RunDep, runtime: RuntimeDep, response: Response) -> Any:
+    return await _join(runtime, run, response)
 
 
 @thread_runs.get("/{run_id}/stream", response_class=StreamingResponse)
 async def join_run_stream(
-    run: RunDep, runtime: RuntimeDep, cancel_on_disconnect: bool = False
+    run: RunDep,
+    runtime: RuntimeDep,
+    stream_mode: StreamModes,
+    cancel_on_disconnect: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    local = runtime.executor.local.get(run["run_id"])
-    if local is None:
-        raise HTTPException(status_code=404, detail=f"run {run['run_id']} is not streaming on this replica")
-    return StreamingResponse(
-        _stream_events(runtime, local, cancel_on_disconnect), media_type="text/event-stream"
-    )
+    return _join_stream(runtime, run, last_event_id, stream_mode, cancel_on_disconnect)
 
 
 @thread_runs.post("/{run_id}/cancel", status_code=202, response_model=None)
@@ -190,18 +295,47 @@ async def cancel_run(
     wait: bool = False,
     action: Literal["interrupt", "rollback"] = "interrupt",
 ) -> Response | None:
-    if run["status"] in ("pending", "running"):
-        await runtime.executor.cancel(run["run_id"], rollback=action == "rollback")
-        if wait and action != "rollback":
-            await runtime.executor.wait(run["run_id"])
-    return Response(status_code=204) if wait else None
+    return await _cancel(runtime, run, wait, action)
 
 
 @thread_runs.delete("/{run_id}", status_code=204)
 async def delete_run(run: RunDep, runtime: RuntimeDep) -> None:
-    if run["status"] in ("pending", "running"):
+    if run["status"] in _ACTIVE:
         raise HTTPException(
             status_code=409, detail=f"run {run['run_id']} is {run['status']}; cancel it first"
         )
-    with contextlib.suppress(RunNotFoundError):
-        await runtime.runs.delete(run["run_id"])
+    await runtime.runs.delete(run["thread_id"], run["run_id"])
+
+
+# Stateless runs by their own id (their thread has the same id).
+
+
+@stateless_runs.get("/{run_id}")
+async def get_stateless_run(run: StatelessRunDep) -> dict[str, Any]:
+    return public_run(run)
+
+
+@stateless_runs.get("/{run_id}/join")
+async def join_stateless_run(run: StatelessRunDep, runtime: RuntimeDep, response: Response) -> Any:
+    return await _join(runtime, run, response)
+
+
+@stateless_runs.get("/{run_id}/stream", response_class=StreamingResponse)
+async def join_stateless_run_stream(
+    run: StatelessRunDep,
+    runtime: RuntimeDep,
+    stream_mode: StreamModes,
+    cancel_on_disconnect: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    return _join_stream(runtime, run, last_event_id, stream_mode, cancel_on_disconnect)
+
+
+@stateless_runs.post("/{run_id}/cancel", status_code=202, response_model=None)
+async def cancel_stateless_run(
+    run: StatelessRunDep,
+    runtime: RuntimeDep,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response | None:
+    return await _cancel(runtime, run, wait, action)

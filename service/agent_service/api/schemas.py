@@ -1,12 +1,13 @@
 """Request bodies of the LangGraph Server API, as the official SDK sends them.
 
-Unknown fields are ignored rather than refused: the SDK sends options (webhook, feedback_keys,
+Unknown fields are ignored rather than refused: the SDK sends options (feedback_keys,
 langsmith_tracer...) that this runtime does not act on, and must keep working.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -141,8 +142,92 @@ class RunCreate(_Body):
     on_disconnect: Literal["cancel", "continue"] = "continue"
     on_completion: Literal["delete", "keep"] = "delete"
     durability: Literal["sync", "async", "exit"] | None = None
+    webhook: str | None = Field(default=None, min_length=1, max_length=2048)
+    after_seconds: float | None = Field(default=None, ge=0, le=366 * 86400)
+    stream_resumable: bool = False
 
     @property
     def stream_modes(self) -> list[StreamMode]:
         modes = [self.stream_mode] if isinstance(self.stream_mode, str) else self.stream_mode
         return list(dict.fromkeys(modes)) or ["values"]
+
+
+class RunsCancel(_Body):
+    thread_id: str | None = Field(default=None, min_length=1, max_length=256)
+    run_ids: list[str] | None = Field(default=None, max_length=1000)
+    status: Literal["pending", "running", "all"] | None = None
+
+
+class CronRun(_Body):
+    """The run a cron starts each time it fires (the fields of RunCreate that make sense there)."""
+
+    input: JsonValue = None
+    metadata: Json | None = None
+    config: Json | None = None
+    context: Json | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    webhook: str | None = Field(default=None, min_length=1, max_length=2048)
+    multitask_strategy: MultitaskStrategy | None = None
+    stream_mode: StreamMode | list[StreamMode] | None = None
+    stream_subgraphs: bool | None = None
+    stream_resumable: bool | None = None
+    durability: Literal["sync", "async", "exit"] | None = None
+
+    RUN_FIELDS: ClassVar[tuple[str, ...]] = (
+        "input",
+        "metadata",
+        "config",
+        "context",
+        "interrupt_before",
+        "interrupt_after",
+        "webhook",
+        "multitask_strategy",
+        "stream_mode",
+        "stream_subgraphs",
+        "stream_resumable",
+        "durability",
+    )
+
+    def run_payload(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(include=set(self.RUN_FIELDS)).items() if v is not None}
+
+
+class CronCreate(CronRun):
+    schedule: str = Field(min_length=1, max_length=256)
+    assistant_id: str = Field(min_length=1)
+    end_time: datetime | None = None
+    enabled: bool = True
+    timezone: str | None = Field(default=None, max_length=64)
+    on_run_completed: Literal["delete", "keep"] | None = None
+
+
+class CronPatch(CronRun):
+    schedule: str | None = Field(default=None, min_length=1, max_length=256)
+    end_time: datetime | None = None
+    enabled: bool | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    on_run_completed: Literal["delete", "keep"] | None = None
+
+
+CronSortBy = Literal[
+    "cron_id", "assistant_id", "thread_id", "created_at", "updated_at", "next_run_date", "end_time"
+]
+
+
+class CronSearch(_Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: Json | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    sort_by: CronSortBy = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[str] | None = None
+
+
+class CronCount(_Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    metadata: Json | None = None

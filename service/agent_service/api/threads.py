@@ -115,7 +115,7 @@ async def prune_threads(body: ThreadPrune, runtime: RuntimeDep) -> dict[str, int
     ]
     if body.strategy == "delete":
         for thread_id in existing:
-            await runtime.executor.delete_thread_state(thread_id)
+            await runtime.engine.delete_thread(thread_id)
     else:
         await runtime.saver.aprune(existing, strategy="keep_latest")
     return {"pruned_count": len(existing)}
@@ -136,25 +136,23 @@ async def patch_thread(
     updated = await runtime.threads.merge_metadata(thread["thread_id"], body.metadata)
     if prefer == "return=minimal":
         return Response(status_code=204)
-    return updated
+    return {**updated, "values": thread["values"]}
 
 
 @router.delete("/{thread_id}", status_code=204)
 async def delete_thread(thread: ThreadDep, runtime: RuntimeDep) -> None:
-    thread_id = thread["thread_id"]
-    if holder := await runtime.runs.thread_lock_holder(thread_id):
-        await runtime.executor.cancel(holder)
-    await runtime.executor.delete_thread_state(thread_id)
+    await runtime.engine.delete_thread(thread["thread_id"])
 
 
 @router.post("/{thread_id}/copy")
 async def copy_thread(thread: ThreadDep, runtime: RuntimeDep) -> dict[str, Any]:
     copy_id = str(uuid.uuid4())
     await runtime.saver.acopy_thread(thread["thread_id"], copy_id)
-    created = await runtime.threads.create(copy_id, thread["metadata"], tenant=thread["tenant"])
-    return await runtime.threads.save(
-        created, {**created, "values": thread["values"], "interrupts": thread["interrupts"]}
+    await runtime.threads.set_values(copy_id, thread["values"])
+    created = await runtime.threads.create(
+        copy_id, thread["metadata"], tenant=thread["tenant"], interrupts=thread["interrupts"]
     )
+    return {**created, "values": thread["values"]}
 
 
 @router.get("/{thread_id}/state")
@@ -179,7 +177,7 @@ async def get_thread_state_at_checkpoint(
 @router.post("/{thread_id}/state")
 async def update_thread_state(thread: ThreadDep, body: StateUpdate, runtime: RuntimeDep) -> dict[str, Any]:
     thread_id = thread["thread_id"]
-    if await runtime.runs.thread_lock_holder(thread_id):
+    if await runtime.engine.busy(thread_id):
         raise HTTPException(status_code=409, detail=f"thread {thread_id} is busy with a run")
     config = _config(thread_id, body.checkpoint, body.checkpoint_id)
     try:

@@ -50,6 +50,29 @@ RATE_LIMITED = Counter("agent_rate_limited_total", "Requests refused by a rate l
 TOKEN_BUDGET_EXHAUSTED = Counter(
     "agent_token_budget_exhausted_total", "LLM calls refused by a token or cost budget.", ["scope"]
 )
+# Runs: the SLI events (DESIGN "Metrics contract"); counted once per run, when it ends.
+RUNS = Counter(
+    "agent_runs_total", "Runs that ended, by outcome and (failures only) reason.", ["outcome", "reason"]
+)
+RUN_DURATION = Histogram(
+    "agent_run_duration_seconds", "Runs from accepted to finished.", buckets=_LATENCY_BUCKETS
+)
+RUN_QUEUE = Histogram(
+    "agent_run_queue_seconds", "Runs from accepted to their first start.", buckets=_LATENCY_BUCKETS
+)
+RUNS_PENDING = Gauge(
+    "agent_runs_pending",
+    "Runs accepted and waiting in the deployment's queue (the same on every replica: use max()).",
+)
+RUNS_RUNNING = Gauge("agent_runs_running", "Runs executing on this replica (use sum()).")
+RUN_RECOVERIES = Counter(
+    "agent_run_recoveries_total", "Runs taken back from a lost replica by this one, to resume elsewhere."
+)
+WEBHOOK_DELIVERIES = Counter(
+    "agent_webhook_deliveries_total",
+    "Run webhook deliveries: delivered, retried (a failed try), failed (gave up), refused (destination).",
+    ["outcome"],
+)
 # Not in the DESIGN contract: counts decisions taken without Redis (see security/ratelimit.py, llm/budget.py).
 FAIL_OPEN = Counter(
     "agent_fail_open_total", "Limit checks skipped because their Redis backend failed.", ["component"]

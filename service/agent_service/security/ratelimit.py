@@ -30,6 +30,7 @@ from agent_service.observability.metrics import FAIL_OPEN, RATE_LIMITED
 from agent_service.security.auth import Principal, authenticate
 from agent_service.security.headers import add_response_headers
 from agent_service.settings import Settings
+from agent_service.state.keys import ServiceKeys
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ class RateLimiter:
             "user": settings.rate_limit_user_per_minute,
             "tenant": settings.rate_limit_tenant_per_minute,
         }
-        self._prefix = f"{settings.redis_key_prefix}:ratelimit"
+        # One hash tag for every scope's key: the script checks them together, on one Cluster slot too.
+        self._keys = ServiceKeys(settings.redis_key_prefix)
         self.enabled = any(self._limits.values())
         self._script: AsyncScript | None = None  # EVALSHA: the script body is sent once, not per request
 
@@ -99,7 +101,7 @@ class RateLimiter:
         if not scopes:
             return None
         ids = {"user": f"{principal.tenant}:{principal.user}", "tenant": principal.tenant}
-        keys = [f"{self._prefix}:{scope}:{ids[scope]}" for scope, _ in scopes]
+        keys = [self._keys.control("ratelimit", scope, ids[scope]) for scope, _ in scopes]
         try:
             if self._script is None or self._script.registered_client is not redis:
                 self._script = redis.register_script(_SLIDING_WINDOW)

@@ -1,15 +1,20 @@
-"""Redis key layout of the checkpointer.
+"""Every Redis key the service and the checkpointer write, in one place.
 
-Everything of one (thread, namespace) lives in a handful of keys, so a thread is read,
-copied or deleted by naming its keys, never by scanning the keyspace:
+Keys are hash-tagged so that the same layout works on one Redis and on a Redis Cluster:
 
-    <p>:threads                          set   every thread id (for list(None) only)
-    <p>:ns:<thread>                      set   checkpoint namespaces of the thread
-    <p>:cp:<thread>:<ns>                 hash  checkpoint id -> packed checkpoint record
-    <p>:order:<thread>:<ns>              zset  checkpoint ids, all score 0: lexical order = time order
-    <p>:blobs:<thread>:<ns>              hash  "<channel>\\0<version>" -> packed channel value
-    <p>:writes:<thread>:<ns>:<cp id>     hash  "<task id>\\0<idx>" -> packed pending write
-    <p>:run:<run id>                     set   packed (thread, ns, cp id) written by that run
+* **thread data** (checkpoints, run records, event logs, latest values) carries the thread's own
+  tag, ``<p>:{t:<thread>}:...``: a thread's data lives on one shard and is read, copied or deleted by
+  naming its keys, never by scanning; different threads spread over the cluster.
+* **control data** (the run queue, thread records and their search indexes, crons, limits) carries
+  the deployment's tag, ``<p>:{<p>}:...``: it is small, and the scripts that keep it consistent
+  (one run per thread, leases, search indexes) need every key they touch on one shard.
+
+A value never needs keys of both kinds in one atomic step; where a change touches both (a run's
+record and its queue entry), the order of the writes and the reader's checks make the gap harmless
+(see ``agent_service.runs.queue``).
+
+User-given parts (thread ids, namespaces) are escaped, so ``:`` and braces in them can neither make
+two keys collide nor move a key to another hash slot.
 """
 
 from __future__ import annotations
@@ -17,39 +22,69 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def _escape(part: str) -> str:
-    # Thread ids and namespaces are user input and may contain ":"; escaping keeps keys unambiguous.
-    return part.replace("\\", "\\\\").replace(":", "\\:")
+def escape(part: str) -> str:
+    """Injective and brace-free: ``\\`` -> ``\\\\``, ``:`` -> ``\\:``, ``{`` -> ``\\(``, ``}`` -> ``\\)``."""
+    return part.replace("\\", "\\\\").replace(":", "\\:").replace("{", "\\(").replace("}", "\\)")
+
+
+def check_prefix(prefix: str) -> str:
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ValueError(f"a key prefix must be non-empty and free of braces, got {prefix!r}")
+    return prefix
+
+
+def hash_tag(key: str) -> str:
+    """The part of ``key`` Redis Cluster hashes (the whole key when it has no tag)."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else key
 
 
 @dataclass(frozen=True)
 class KeyLayout:
+    """Keys of the checkpointer (``RedisSaver``), under its own prefix.
+
+    <p>:{t:<thread>}:ns                  set   checkpoint namespaces of the thread
+    <p>:{t:<thread>}:cp:<ns>             hash  checkpoint id -> packed checkpoint record
+    <p>:{t:<thread>}:order:<ns>          zset  checkpoint ids, all score 0: lexical order = time order
+    <p>:{t:<thread>}:blobs:<ns>          hash  "<channel>\\0<version>" -> packed channel value
+    <p>:{t:<thread>}:writes:<ns>:<cp>    hash  "<task id>\\0<idx>" -> packed pending write
+    <p>:{<p>}:threads                    set   every thread id (for list(None) only)
+    <p>:{<p>}:run:<run id>               set   packed (thread, ns, cp id) written by that run
+    """
+
     prefix: str = "lgcp"
 
-    def _key(self, *parts: str) -> str:
-        return ":".join([self.prefix, *(_escape(p) for p in parts)])
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+
+    def _thread(self, thread_id: str, *parts: str) -> str:
+        return ":".join([self.prefix, "{t:" + escape(thread_id) + "}", *(escape(p) for p in parts)])
+
+    def _global(self, *parts: str) -> str:
+        return ":".join([self.prefix, "{" + self.prefix + "}", *(escape(p) for p in parts)])
 
     @property
     def threads(self) -> str:
-        return f"{self.prefix}:threads"
+        return self._global("threads")
 
     def namespaces(self, thread_id: str) -> str:
-        return self._key("ns", thread_id)
+        return self._thread(thread_id, "ns")
 
     def checkpoints(self, thread_id: str, ns: str) -> str:
-        return self._key("cp", thread_id, ns)
+        return self._thread(thread_id, "cp", ns)
 
     def order(self, thread_id: str, ns: str) -> str:
-        return self._key("order", thread_id, ns)
+        return self._thread(thread_id, "order", ns)
 
     def blobs(self, thread_id: str, ns: str) -> str:
-        return self._key("blobs", thread_id, ns)
+        return self._thread(thread_id, "blobs", ns)
 
     def writes(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
-        return self._key("writes", thread_id, ns, checkpoint_id)
+        return self._thread(thread_id, "writes", ns, checkpoint_id)
 
     def run(self, run_id: str) -> str:
-        return self._key("run", run_id)
+        return self._global("run", run_id)
 
 
 def blob_field(channel: str, version: object) -> str:
@@ -58,3 +93,49 @@ def blob_field(channel: str, version: object) -> str:
 
 def write_field(task_id: str, idx: int) -> str:
     return f"{task_id}\0{idx}"
+
+
+@dataclass(frozen=True)
+class ServiceKeys:
+    """Keys of the service itself (threads, runs, queue, crons), under ``REDIS_KEY_PREFIX``.
+
+    Thread data, tag ``{t:<thread>}``:
+        thread_values    string  JSON of the thread's latest state values
+        run_record       string  JSON run record (its final state once it has ended)
+        thread_runs      zset    run ids of the thread by creation time (ms)
+        run_result       string  JSON output of a run whose thread does not outlive it
+        events           stream  the run's event log (see ``agent_service.runs.events``)
+    Control data, tag ``{<p>}``: the thread records and indexes (``agent_service.state.threads``),
+    the run queue (``agent_service.runs.queue``), crons (``agent_service.runs.crons``).
+    """
+
+    prefix: str = "shepherd"
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+
+    def _thread(self, thread_id: str, *parts: str) -> str:
+        return ":".join([self.prefix, "{t:" + escape(thread_id) + "}", *parts])
+
+    def control(self, *parts: str) -> str:
+        """A control key; its parts are escaped (thread ids appear in some)."""
+        return ":".join([self.prefix, "{" + self.prefix + "}", *(escape(p) for p in parts)])
+
+    def thread_values(self, thread_id: str) -> str:
+        return self._thread(thread_id, "values")
+
+    def run_record(self, thread_id: str, run_id: str) -> str:
+        return self._thread(thread_id, "run", run_id)
+
+    def thread_runs(self, thread_id: str) -> str:
+        return self._thread(thread_id, "runs")
+
+    def run_result(self, thread_id: str, run_id: str) -> str:
+        return self._thread(thread_id, "result", run_id)
+
+    def events(self, thread_id: str, run_id: str) -> str:
+        return self._thread(thread_id, "events", run_id)
+
+    @property
+    def checkpoint_prefix(self) -> str:
+        return f"{self.prefix}:cp"

@@ -135,7 +135,9 @@ class Operations:
         for checkpoint_id, record in found:
             versions = record.checkpoint["channel_versions"]
             fields = [blob_field(ch, v) for ch, v in versions.items()]
-            commands.append(("HMGET", self.keys.blobs(thread_id, ns), *fields) if fields else ("ECHO", ""))
+            # Nothing to fetch: a keyed no-op keeps two replies per checkpoint (and routes on a Cluster).
+            blobs = self.keys.blobs(thread_id, ns)
+            commands.append(("HMGET", blobs, *fields) if fields else ("HLEN", blobs))
             commands.append(("HGETALL", self.keys.writes(thread_id, ns, checkpoint_id)))
         results = yield Batch(commands)
         tuples = []
@@ -366,22 +368,33 @@ class Operations:
         yield Batch(commands, atomic=True)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> Operation:
+        """Read and rewrite rather than COPY (the two threads' keys may sit on different Cluster
+        shards) or DUMP/RESTORE (a managed Redis forbids its agent user @dangerous commands)."""
         layout = yield from self._thread_layout(source_thread_id)
         if not layout:
             return
-        commands: list[tuple[Any, ...]] = []
+        hashes: list[tuple[str, str]] = []
+        orders: list[tuple[str, str]] = []
         for ns, ids in layout.items():
-            for key in (self.keys.checkpoints, self.keys.order, self.keys.blobs):
-                commands.append(("COPY", key(source_thread_id, ns), key(target_thread_id, ns), "REPLACE"))
-            for checkpoint_id in ids:
-                commands.append(
-                    (
-                        "COPY",
-                        self.keys.writes(source_thread_id, ns, checkpoint_id),
-                        self.keys.writes(target_thread_id, ns, checkpoint_id),
-                        "REPLACE",
-                    )
-                )
+            orders.append((self.keys.order(source_thread_id, ns), self.keys.order(target_thread_id, ns)))
+            for key in (self.keys.checkpoints, self.keys.blobs):
+                hashes.append((key(source_thread_id, ns), key(target_thread_id, ns)))
+            hashes += [
+                (self.keys.writes(source_thread_id, ns, i), self.keys.writes(target_thread_id, ns, i))
+                for i in ids
+            ]
+        read = yield Batch(
+            [("HGETALL", source) for source, _ in hashes]
+            + [("ZRANGE", source, 0, -1) for source, _ in orders]
+        )
+        commands: list[tuple[Any, ...]] = []
+        for (_, target), fields in zip(hashes, read[: len(hashes)], strict=True):
+            if fields:
+                commands.append(("HSET", target, *(item for pair in fields.items() for item in pair)))
+        for (_, target), members in zip(orders, read[len(hashes) :], strict=True):
+            if members:
+                commands.append(("ZADD", target, *(item for member in members for item in (0, member))))
+        for ns, ids in layout.items():
             run_ids = yield from self._run_ids(source_thread_id, ns, ids)
             for checkpoint_id, run_id in run_ids.items():
                 member = self._run_member(target_thread_id, ns, checkpoint_id)

@@ -17,13 +17,14 @@ from langgraph.checkpoint.base import (
     SerializerProtocol,
 )
 
-from agent_service.state import connection
+from agent_service.state import atomic, connection
+from agent_service.state.connection import slot_groups
 from agent_service.state.keys import KeyLayout
 from agent_service.state.operations import Batch, Operation, Operations, next_version
 
 
 class RedisSaver(BaseCheckpointSaver[str]):
-    """Checkpointer storing threads in Redis 6.2+ with sync and async methods.
+    """Checkpointer storing threads in Redis 6.2+ (or a Redis Cluster) with sync and async methods.
 
     >>> saver = RedisSaver.from_url("redis://localhost:6379/0")
     >>> graph = builder.compile(checkpointer=saver)
@@ -45,11 +46,14 @@ class RedisSaver(BaseCheckpointSaver[str]):
         self._ops = Operations(KeyLayout(prefix), self.serde)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "lgcp", **client_options: Any) -> RedisSaver:
-        """Both clients connect lazily, so an unused one costs nothing. Options go to redis-py."""
+    def from_url(
+        cls, url: str, *, prefix: str = "lgcp", cluster: bool = False, **client_options: Any
+    ) -> RedisSaver:
+        """Both clients connect lazily, so an unused one costs nothing. Options go to redis-py;
+        ``cluster=True`` for a Redis Cluster (``url`` names any of its nodes)."""
         return cls(
-            client=connection.sync_client(url, **client_options),
-            async_client=connection.async_client(url, **client_options),
+            client=connection.sync_client(url, cluster=cluster, **client_options),
+            async_client=connection.async_client(url, cluster=cluster, **client_options),
             prefix=prefix,
         )
 
@@ -67,18 +71,19 @@ class RedisSaver(BaseCheckpointSaver[str]):
     def _execute(self, batch: Batch) -> list[Any]:
         if self.client is None:
             raise RuntimeError("this RedisSaver has no sync client; use the async methods")
-        pipe = self.client.pipeline(transaction=batch.atomic)
-        for command in batch.commands:
-            pipe.execute_command(*command)
-        return pipe.execute()
+        results: list[Any] = [None] * len(batch.commands)
+        for group in slot_groups(self.client, batch):
+            pipe = self.client.pipeline(transaction=batch.atomic)
+            for index in group:
+                pipe.execute_command(*batch.commands[index])
+            for index, result in zip(group, pipe.execute(), strict=True):
+                results[index] = result
+        return results
 
     async def _aexecute(self, batch: Batch) -> list[Any]:
         if self.async_client is None:
             raise RuntimeError("this RedisSaver has no async client; use the sync methods")
-        pipe = self.async_client.pipeline(transaction=batch.atomic)
-        for command in batch.commands:
-            pipe.execute_command(*command)
-        return await pipe.execute()
+        return await atomic.execute(self.async_client, batch.commands, atomic=batch.atomic)
 
     def _iterate(self, operation: Operation) -> Iterator[CheckpointTuple]:
         sent: Any = None

@@ -1,10 +1,15 @@
 """Thread records (the API's view of a thread: metadata, status, latest values) in Redis.
 
-    <p>:thread:<id>                      string  JSON record
-    <p>:threads:updated / :created       zset    thread id by time (ms): default listing order
-    <p>:threads:status:<status>          zset    thread id by updated time
-    <p>:threads:tenant:<tenant>          zset    thread id by updated time: every search is within one tenant
-    <p>:threads:meta:<key>=<json value>  zset    thread id by updated time, for scalar metadata
+Control keys (the deployment's hash tag, so the indexes and records change in one transaction):
+
+    thread:<id>                     string  JSON record (everything but the values)
+    threads:updated / :created      zset    thread id by time (ms): default listing order
+    threads:status:<status>         zset    thread id by updated time
+    threads:tenant:<tenant>         zset    thread id by updated time: every search is within one tenant
+    threads:meta:<key>=<json value> zset    thread id by updated time, for scalar metadata
+
+The latest values, which can be large, live with the thread's own data (``thread_values``), so on a
+Redis Cluster they spread over the shards with the checkpoints.
 
 Search intersects the index zsets of its filters, so it reads only matching threads however
 many are stored. Filters no index answers (state values, nested metadata) are checked on the
@@ -19,11 +24,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import orjson
-import redis.asyncio as aredis
-from redis.exceptions import WatchError
 
 from agent_service.observability.context import DEFAULT_TENANT
 from agent_service.serialization import dumps, now_iso
+from agent_service.state import atomic
+from agent_service.state.connection import AsyncClient, is_cluster
+from agent_service.state.keys import ServiceKeys
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 SortBy = Literal["thread_id", "status", "created_at", "updated_at"]
@@ -43,38 +49,61 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+async def mget(client: AsyncClient, keys: Sequence[str]) -> list[bytes | None]:
+    """MGET of keys that may sit in different slots of a Cluster."""
+    if not keys:
+        return []
+    if is_cluster(client):
+        return await client.mget_nonatomic(list(keys))
+    return await client.mget(list(keys))
+
+
+# KEYS: record, the n index zsets to leave, the index zsets to be in. ARGV: the record as read,
+# the new record, n, score, thread id. Writes only if the record is still what was read.
+_SWAP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+local dropped = tonumber(ARGV[3])
+for i = 2, dropped + 1 do redis.call('ZREM', KEYS[i], ARGV[5]) end
+for i = dropped + 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5]) end
+return 1
+"""
+
+
 class ThreadStore:
-    def __init__(self, client: aredis.Redis, prefix: str):
+    def __init__(self, client: AsyncClient, prefix: str | ServiceKeys):
         self.client = client
-        self.prefix = f"{prefix}:threads"
-        self._record_prefix = f"{prefix}:thread"
+        self.keys = prefix if isinstance(prefix, ServiceKeys) else ServiceKeys(prefix)
+        self._swap = client.register_script(_SWAP)
 
     def _record_key(self, thread_id: str) -> str:
-        return f"{self._record_prefix}:{thread_id}"
+        return self.keys.control("thread", thread_id)
 
-    def _status_key(self, status: str) -> str:
-        return f"{self.prefix}:status:{status}"
+    def _index(self, *parts: str) -> str:
+        return self.keys.control("threads", *parts)
 
     def _meta_key(self, key: str, value: Any) -> str:
-        return f"{self.prefix}:meta:{key}={orjson.dumps(value).decode()}"
-
-    def _tenant_key(self, tenant: str) -> str:
-        return f"{self.prefix}:tenant:{tenant}"
+        return self._index("meta", f"{key}={orjson.dumps(value).decode()}")
 
     def _index_keys(self, thread: dict[str, Any]) -> list[str]:
         keys = [
-            f"{self.prefix}:updated",
-            self._status_key(thread["status"]),
-            self._tenant_key(thread["tenant"]),
+            self._index("updated"),
+            self._index("status", thread["status"]),
+            self._index("tenant", thread["tenant"]),
         ]
         keys += [self._meta_key(k, v) for k, v in thread["metadata"].items() if isinstance(v, _SCALARS)]
         return keys
 
     async def get(self, thread_id: str) -> dict[str, Any]:
-        raw = await self.client.get(self._record_key(thread_id))
+        raw, values = await mget(
+            self.client, [self._record_key(thread_id), self.keys.thread_values(thread_id)]
+        )
         if raw is None:
             raise ThreadNotFoundError(f"thread {thread_id} not found")
-        return orjson.loads(raw)
+        return {**orjson.loads(raw), "values": orjson.loads(values) if values is not None else None}
+
+    async def exists(self, thread_id: str) -> bool:
+        return bool(await self.client.exists(self._record_key(thread_id)))
 
     async def create(
         self,
@@ -83,6 +112,7 @@ class ThreadStore:
         *,
         tenant: str = DEFAULT_TENANT,
         if_exists: str = "raise",
+        **fields: Any,
     ) -> dict[str, Any]:
         thread_id = thread_id or str(uuid.uuid4())
         now = now_iso()
@@ -92,9 +122,9 @@ class ThreadStore:
             "updated_at": now,
             "metadata": metadata,
             "status": "idle",
-            "values": None,
             "interrupts": {},
             "tenant": tenant,
+            **fields,
         }
         created = await self.client.set(self._record_key(thread_id), dumps(thread), nx=True)
         if not created:
@@ -103,49 +133,38 @@ class ThreadStore:
                 return existing
             raise ThreadExistsError(f"thread {thread_id} already exists")
         score = _now_ms()
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.zadd(f"{self.prefix}:created", {thread_id: score})
-            for key in self._index_keys(thread):
-                pipe.zadd(key, {thread_id: score})
-            await pipe.execute()
-        return thread
-
-    async def save(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        """Stores `after` (a changed copy of `before`) and moves it in every index."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            return await self._write(pipe, before, after)
-
-    async def _write(self, pipe: Any, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        after = {**after, "updated_at": now_iso()}
-        score = _now_ms()
-        pipe.multi()
-        pipe.set(self._record_key(after["thread_id"]), dumps(after))
-        for key in set(self._index_keys(before)) - set(self._index_keys(after)):
-            pipe.zrem(key, after["thread_id"])
-        for key in self._index_keys(after):
-            pipe.zadd(key, {after["thread_id"]: score})
-        await pipe.execute()
-        return after
+        indexes = [self._index("created"), *self._index_keys(thread)]
+        await atomic.execute(self.client, [("ZADD", key, score, thread_id) for key in indexes])
+        return {**thread, "values": None}
 
     async def modify(
         self, thread_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> dict[str, Any]:
-        """Read-change-write under WATCH: a concurrent writer makes us retry, never lose its change."""
+        """Read-change-write, retried if another writer got in between (compare-and-set in a script,
+        so a concurrent change is never lost, on one Redis or a Cluster).
+
+        ``change`` sees and returns the record without its values (set those with ``set_values``)."""
         key = self._record_key(thread_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        raise ThreadNotFoundError(f"thread {thread_id} not found")
-                    before = orjson.loads(raw)
-                    return await self._write(pipe, before, change(before))
-                except WatchError:
-                    continue
+        while True:
+            raw = await self.client.get(key)
+            if raw is None:
+                raise ThreadNotFoundError(f"thread {thread_id} not found")
+            before = orjson.loads(raw)
+            after = {**change(orjson.loads(raw)), "updated_at": now_iso()}
+            dropped = sorted(set(self._index_keys(before)) - set(self._index_keys(after)))
+            keys = [key, *dropped, *self._index_keys(after)]
+            args = [raw, dumps(after), len(dropped), _now_ms(), thread_id]
+            if await self._swap(keys=keys, args=args):
+                return after
 
     async def update(self, thread_id: str, **changes: Any) -> dict[str, Any]:
+        """Changes record fields; ``values=`` is stored beside the record (see the module docstring)."""
+        if "values" in changes:
+            await self.set_values(thread_id, changes.pop("values"))
         return await self.modify(thread_id, lambda thread: {**thread, **changes})
+
+    async def set_values(self, thread_id: str, values: Any) -> None:
+        await self.client.set(self.keys.thread_values(thread_id), dumps(values))
 
     async def merge_metadata(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
         return await self.modify(
@@ -154,12 +173,11 @@ class ThreadStore:
 
     async def delete(self, thread_id: str) -> None:
         thread = await self.get(thread_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(self._record_key(thread_id))
-            pipe.zrem(f"{self.prefix}:created", thread_id)
-            for key in self._index_keys(thread):
-                pipe.zrem(key, thread_id)
-            await pipe.execute()
+        indexes = [self._index("created"), *self._index_keys(thread)]
+        await atomic.execute(
+            self.client, [("DEL", self._record_key(thread_id)), *(("ZREM", k, thread_id) for k in indexes)]
+        )
+        await self.client.delete(self.keys.thread_values(thread_id))
 
     async def search(
         self,
@@ -185,24 +203,30 @@ class ThreadStore:
             ]
             found.sort(key=lambda t: t[sort_by], reverse=sort_order == "desc")
             return found[offset : offset + limit]
-        order_key = f"{self.prefix}:created" if sort_by == "created_at" else f"{self.prefix}:updated"
+        order_key = self._index("created") if sort_by == "created_at" else self._index("updated")
         filter_keys = [self._meta_key(k, v) for k, v in metadata.items() if isinstance(v, _SCALARS)]
         # Conditions no index answers are checked on the records themselves.
         needs_check = bool(values) or len(filter_keys) < len(metadata)
         if status:
-            filter_keys.append(self._status_key(status))
+            filter_keys.append(self._index("status", status))
         if tenant is not None:
-            filter_keys.append(self._tenant_key(tenant))
+            filter_keys.append(self._index("tenant", tenant))
         in_python_order = sort_by in ("thread_id", "status")
 
         source = order_key
         if filter_keys:
-            source = f"{self.prefix}:search:{uuid.uuid4().hex}"
-            async with self.client.pipeline(transaction=True) as pipe:
-                # Weight 0 on the filters keeps the order index's score as the sort key.
-                pipe.zinterstore(source, {order_key: 1, **dict.fromkeys(filter_keys, 0)})
-                pipe.expire(source, _SEARCH_RESULT_TTL_SECONDS)
-                await pipe.execute()
+            source = self._index("search", uuid.uuid4().hex)
+            # Weight 0 on the filters keeps the order index's score as the sort key.
+            weights = [1] + [0] * len(filter_keys)
+            keys = [order_key, *filter_keys]
+            await atomic.execute(
+                self.client,
+                [
+                    ("ZINTERSTORE", source, len(keys), *keys, "WEIGHTS", *weights),
+                    ("EXPIRE", source, _SEARCH_RESULT_TTL_SECONDS),
+                ],
+                atomic=False,  # the result expires anyway
+            )
         try:
             if not needs_check and not in_python_order:
                 page = await self._range(source, offset, limit, sort_order)
@@ -218,7 +242,7 @@ class ThreadStore:
 
     async def count(self, *, tenant: str | None = None, **filters: Any) -> int:
         if not any(filters.values()):
-            key = self._tenant_key(tenant) if tenant is not None else f"{self.prefix}:updated"
+            key = self._index("tenant", tenant) if tenant is not None else self._index("updated")
             return await self.client.zcard(key)
         return len(await self.search(**filters, tenant=tenant, limit=1_000_000_000, offset=0))
 
@@ -233,8 +257,13 @@ class ThreadStore:
     async def _fetch(self, thread_ids: list[str]) -> list[dict[str, Any]]:
         if not thread_ids:
             return []
-        raws = await self.client.mget([self._record_key(t) for t in thread_ids])
-        return [orjson.loads(raw) for raw in raws if raw is not None]
+        raws = await mget(self.client, [self._record_key(t) for t in thread_ids])
+        found = [(t, orjson.loads(raw)) for t, raw in zip(thread_ids, raws, strict=True) if raw is not None]
+        values = await mget(self.client, [self.keys.thread_values(t) for t, _ in found])
+        return [
+            {**record, "values": orjson.loads(raw) if raw is not None else None}
+            for (_, record), raw in zip(found, values, strict=True)
+        ]
 
 
 def _matches(

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 
 import jwt
+from agent_service.state.keys import ServiceKeys
 
 from tests.fakes.app_client import app_client
 from tests.fakes.prom import scrape
@@ -50,7 +51,9 @@ async def test_tenant_limit_is_shared_by_its_users_and_replicas(redis_url: str) 
         app_client(redis_url, **settings) as (app, replica_a),
         app_client(redis_url, **settings) as (_, replica_b),
     ):
-        await app.state.runtime.redis.delete("shared-replicas:ratelimit:tenant:globex")
+        await app.state.runtime.redis.delete(
+            ServiceKeys("shared-replicas").control("ratelimit", "tenant", "globex")
+        )
         before = (await scrape(app)).value("agent_rate_limited_total", scope="tenant")
         assert (await replica_a.get("/assistants/agent", headers=as_user("u1", "globex"))).status_code == 200
         assert (await replica_b.get("/assistants/agent", headers=as_user("u2", "globex"))).status_code == 200

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from agent_service.observability import metrics as service_metrics
 from grafana_foundation_sdk.cog import runtime
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import prometheus as pm
 from grafana_foundation_sdk.models.dashboard import Dashboard
+from prometheus_client.metrics import MetricWrapperBase
 from shepherd.slo import objectives
 from shepherd.slo.generate import RULES_FILE
 
@@ -26,21 +28,20 @@ REPO = Path(__file__).resolve().parents[3]
 BOARDS = sorted(build.BOARDS)
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
+
 #: The metrics contract of DESIGN.md (service), plus what the operator exports.
-SERVICE_METRICS = {
-    "agent_http_requests_total",
-    "agent_http_request_duration_seconds_bucket",
-    "agent_http_request_duration_seconds_count",
-    "agent_ttft_seconds_bucket",
-    "agent_inflight_requests",
-    "agent_llm_requests_total",
-    "agent_llm_request_duration_seconds_bucket",
-    "agent_llm_tokens_total",
-    "agent_llm_cost_usd_total",
-    "agent_circuit_state",
-    "agent_rate_limited_total",
-    "agent_token_budget_exhausted_total",
-}
+def _service_metrics() -> set[str]:
+    """Every series the agent service exports, read from its metric objects (the contract's source)."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    names = set()
+    for collector in vars(service_metrics).values():
+        if isinstance(collector, MetricWrapperBase):
+            for family in collector.describe():
+                names |= {family.name + suffix for suffix in suffixes[family.type]}
+    return names
+
+
+SERVICE_METRICS = _service_metrics()
 OPERATOR_METRICS = {
     "shepherd_reconcile_total",
     "shepherd_reconcile_errors_total",

@@ -36,7 +36,7 @@ def _client(redis_client, *, draining=False, threads=None) -> httpx.AsyncClient:
     app.state.runtime = SimpleNamespace(
         settings=settings,
         redis=redis_client,
-        executor=SimpleNamespace(draining=draining),
+        engine=SimpleNamespace(draining=draining),
         threads=threads or DownThreads(),
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

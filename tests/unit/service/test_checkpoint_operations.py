@@ -25,9 +25,10 @@ def test_put_is_one_atomic_round_trip_indexed_by_run():
     assert isinstance(batch, Batch)
     assert batch.atomic
     assert [c[0] for c in batch.commands] == ["HSET", "ZADD", "SADD", "SADD", "HSET", "SADD"]
-    assert batch.commands[-1][1] == "p:run:run-9"
-    # ":" inside ids is escaped, so thread "thread:1" can never collide with another key.
-    assert batch.commands[0][1] == "p:cp:thread\\:1:child\\:1"
+    assert batch.commands[-1][1] == "p:{p}:run:run-9"
+    # ":" inside ids is escaped, so thread "thread:1" can never collide with another key; the
+    # thread's keys share its hash tag (one Redis Cluster slot).
+    assert batch.commands[0][1] == "p:{t:thread\\:1}:cp:child\\:1"
 
 
 def test_special_channel_writes_replace_and_regular_writes_keep_the_first():
