@@ -15,8 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from agent_service.api import assistants, crons, health, runs, threads
-from agent_service.api.assistants import find_assistant
-from agent_service.graphs.loader import load_graph
+from agent_service.graphs.loader import load_graphs
 from agent_service.llm import LLMError
 from agent_service.observability.logging import RequestContextMiddleware
 from agent_service.observability.metrics import MetricsMiddleware, metrics_endpoint
@@ -29,6 +28,7 @@ from agent_service.security.headers import ResponseHeadersMiddleware
 from agent_service.security.ratelimit import RateLimiter, enforce_rate_limit
 from agent_service.settings import Settings
 from agent_service.state import RedisSaver, connection
+from agent_service.state.assistants import Assistants
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import RunStore
 from agent_service.state.threads import ThreadStore
@@ -96,25 +96,22 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     keys = ServiceKeys(settings.redis_key_prefix)
     saver = RedisSaver(async_client=client, prefix=keys.checkpoint_prefix)
-    graph = load_graph(settings, saver)
+    graphs = load_graphs(settings, saver)
+    assistants = Assistants(graphs)
     threads = ThreadStore(client, keys)
     runs = RunStore(client, keys)
-
-    async def resolve(assistant_id: str) -> dict:
-        return find_assistant(settings, assistant_id)
-
     engine = RunEngine(
         settings,
         client=client,
         blocking=blocking,
-        graph=graph,
+        graphs=graphs,
         saver=saver,
         threads=threads,
         runs=runs,
         keys=keys,
-        resolve_assistant=resolve,
+        resolve_assistant=assistants.resolve,
     )
-    return Runtime(settings, client, saver, graph, threads, runs, engine)
+    return Runtime(settings, client, saver, graphs, assistants, threads, runs, engine)
 
 
 async def drain(runtime: Runtime) -> None:

@@ -68,7 +68,7 @@ async def _validated(runtime: Runtime, fields: CronRun, schedule: str | None, ti
 
 
 async def _create(runtime: Runtime, thread_id: str | None, body: CronCreate) -> dict[str, Any]:
-    assistant = resolve_assistant(runtime, body.assistant_id)
+    assistant = await resolve_assistant(runtime, body.assistant_id)
     await _validated(runtime, body, body.schedule, body.timezone)
     # The payload must make a valid run (refused now, not at 3 a.m. when it fires).
     _valid_run({**body.run_payload(), "assistant_id": assistant["assistant_id"]})

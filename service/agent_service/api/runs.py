@@ -68,7 +68,7 @@ async def _check_webhook(runtime: Runtime, body: RunCreate) -> None:
 
 
 async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> dict[str, Any]:
-    assistant = resolve_assistant(runtime, body.assistant_id)
+    assistant = await resolve_assistant(runtime, body.assistant_id)
     await _check_webhook(runtime, body)
     identity = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
     tenant = current_tenant()

@@ -79,8 +79,8 @@ def _config(
     return {"configurable": configurable}
 
 
-async def _state(runtime: Runtime, config: RunnableConfig, subgraphs: bool) -> dict[str, Any]:
-    return thread_state(await runtime.graph.aget_state(config, subgraphs=subgraphs))
+async def _state(runtime: Runtime, thread: dict, config: RunnableConfig, subgraphs: bool) -> dict[str, Any]:
+    return thread_state(await runtime.graph_of(thread).aget_state(config, subgraphs=subgraphs))
 
 
 @router.post("")
@@ -157,21 +157,21 @@ async def copy_thread(thread: ThreadDep, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/{thread_id}/state")
 async def get_thread_state(thread: ThreadDep, runtime: RuntimeDep, subgraphs: bool = False) -> dict[str, Any]:
-    return await _state(runtime, _config(thread["thread_id"]), subgraphs)
+    return await _state(runtime, thread, _config(thread["thread_id"]), subgraphs)
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}")
 async def get_thread_state_at_checkpoint_id(
     thread: ThreadDep, checkpoint_id: str, runtime: RuntimeDep, subgraphs: bool = False
 ) -> dict[str, Any]:
-    return await _state(runtime, _config(thread["thread_id"], checkpoint_id=checkpoint_id), subgraphs)
+    return await _state(runtime, thread, _config(thread["thread_id"], checkpoint_id=checkpoint_id), subgraphs)
 
 
 @router.post("/{thread_id}/state/checkpoint")
 async def get_thread_state_at_checkpoint(
     thread: ThreadDep, body: StateAtCheckpoint, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return await _state(runtime, _config(thread["thread_id"], body.checkpoint), body.subgraphs)
+    return await _state(runtime, thread, _config(thread["thread_id"], body.checkpoint), body.subgraphs)
 
 
 @router.post("/{thread_id}/state")
@@ -181,10 +181,10 @@ async def update_thread_state(thread: ThreadDep, body: StateUpdate, runtime: Run
         raise HTTPException(status_code=409, detail=f"thread {thread_id} is busy with a run")
     config = _config(thread_id, body.checkpoint, body.checkpoint_id)
     try:
-        written = await runtime.graph.aupdate_state(config, body.values, as_node=body.as_node)
+        written = await runtime.graph_of(thread).aupdate_state(config, body.values, as_node=body.as_node)
     except (InvalidUpdateError, ValueError, KeyError, TypeError) as error:  # unknown node, bad values...
         raise HTTPException(status_code=400, detail=f"cannot update state: {error}") from None
-    state = await runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
+    state = await runtime.graph_of(thread).aget_state({"configurable": {"thread_id": thread_id}})
     await runtime.threads.update(thread_id, values=to_jsonable(state.values))
     return {"checkpoint": _checkpoint(written)}
 
@@ -198,7 +198,7 @@ async def get_thread_history(
     if before is not None:
         ref = before if isinstance(before, CheckpointRef) else CheckpointRef(checkpoint_id=before)
         before_config = _config(thread["thread_id"], ref)
-    history = runtime.graph.aget_state_history(
+    history = runtime.graph_of(thread).aget_state_history(
         _config(thread["thread_id"], query.checkpoint),
         filter=query.metadata,
         before=before_config,

@@ -46,3 +46,8 @@ def load_graph(settings: Settings, checkpointer: BaseCheckpointSaver) -> Pregel:
         f"AGENT_GRAPH={settings.agent_graph!r} is a {type(target).__name__}, "
         "not a compiled graph, a StateGraph or a factory returning one"
     )
+
+
+def load_graphs(settings: Settings, checkpointer: BaseCheckpointSaver) -> dict[str, Pregel]:
+    """Graph id -> compiled graph, every graph this service serves (the default first)."""
+    return {settings.agent_graph_id: load_graph(settings, checkpointer)}

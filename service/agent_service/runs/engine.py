@@ -52,7 +52,7 @@ class RunEngine:
         *,
         client: AsyncClient,
         blocking: AsyncClient,
-        graph: Pregel,
+        graphs: dict[str, Pregel],
         saver: RedisSaver,
         threads: ThreadStore,
         runs: RunStore,
@@ -62,8 +62,7 @@ class RunEngine:
         self.settings = settings
         self.client = client
         self.blocking = blocking  # its own pool: BLPOP and XREAD BLOCK hold a connection each
-        self.graph = graph
-        self.graph_id = settings.agent_graph_id
+        self.graphs = graphs
         self.saver = saver
         self.threads = threads
         self.runs = runs
@@ -73,15 +72,22 @@ class RunEngine:
         # A stateless run's thread ends with the run: its checkpoints stay in this process's memory
         # (nothing to delete afterwards; after a lost replica such a run starts again from its input).
         self._ephemeral_saver = InMemorySaver()
-        self._ephemeral_graph = graph.copy(update={"checkpointer": self._ephemeral_saver})
+        self._ephemeral = {
+            graph_id: graph.copy(update={"checkpointer": self._ephemeral_saver})
+            for graph_id, graph in graphs.items()
+        }
         self.worker = Worker(self)
         self.webhooks = WebhookDispatcher(self, WebhookPolicy(parse_allowed(settings.webhook_allowed_hosts)))
         self.crons = CronStore(self)
         self._scheduler = CronScheduler(self, self.crons, self.worker.id)
         self._tasks: list[asyncio.Task] = []
 
-    def graph_for(self, temporary: bool) -> Pregel:
-        return self._ephemeral_graph if temporary else self.graph
+    def graph_for(self, record: dict[str, Any]) -> tuple[str, Pregel]:
+        """(graph id, graph) a run executes: its assistant's graph (the default if no longer served)."""
+        graph_id = record.get("assistant", {}).get("graph_id")
+        if graph_id not in self.graphs:
+            graph_id = next(iter(self.graphs))
+        return graph_id, (self._ephemeral if record.get("temporary") else self.graphs)[graph_id]
 
     async def forget_ephemeral(self, thread_id: str) -> None:
         await self._ephemeral_saver.adelete_thread(thread_id)
@@ -145,7 +151,8 @@ class RunEngine:
             "user": user,
             "request_id": current_request().request_id,
             "temporary": temporary,
-            "assistant": {"config": assistant.get("config") or {}, "context": assistant.get("context") or {}},
+            # The assistant as it was when the run was accepted (its graph, config and context).
+            "assistant": {k: assistant.get(k) for k in ("graph_id", "config", "context", "version")},
         }
         if not await self.runs.create(record, listed=not temporary, only_new=idempotent):
             return await self.runs.get(thread_id, run_id)

@@ -234,7 +234,7 @@ class Worker:
         engine, claim = self.engine, execution.claim
         body = RunCreate.model_validate(record["kwargs"])
         temporary = bool(record.get("temporary"))
-        graph = engine.graph_for(temporary)
+        graph_id, graph = engine.graph_for(record)
         thread_id, run_id = claim.thread_id, claim.run_id
         last_seq = 0
         if claim.attempt > 1:
@@ -269,7 +269,7 @@ class Worker:
             if not temporary:
                 await engine.threads.update(thread_id, status="busy")
             writer.publish("metadata", dumps({"run_id": run_id, "attempt": claim.attempt}))
-            config = graph_run.run_config(record, body, record.get("assistant") or {}, engine.graph_id)
+            config = graph_run.run_config(record, body, record.get("assistant") or {}, graph_id)
             if start != "done":
                 async with timeout:
                     attempt = await graph_run.stream(
@@ -323,7 +323,7 @@ class Worker:
             )
             await self._abandon(execution)
             return
-        graph = self.engine.graph_for(bool(record.get("temporary")))
+        _, graph = self.engine.graph_for(record)
         ending = await graph_run.ending(graph, claim.thread_id, status, last)
         execution.result = ending.result
         if error is not None:
@@ -385,9 +385,9 @@ class Worker:
         else:
             values = ending.values
             if rollback:
-                values = to_jsonable(
-                    (await engine.graph.aget_state(graph_run.thread_config(claim.thread_id))).values
-                )
+                _, graph = engine.graph_for(final)
+                state = await graph.aget_state(graph_run.thread_config(claim.thread_id))
+                values = to_jsonable(state.values)
             await engine.threads.update(
                 claim.thread_id,
                 status="error" if final["status"] == "error" else "interrupted" if ending.paused else "idle",
