@@ -410,8 +410,9 @@ class RedisBackup(_Model):
         max_length=253,
         pattern=r"^(latest|[A-Za-z0-9][-A-Za-z0-9_.]*\.rdb)$",
         description=(
-            "`latest` or a snapshot file name: when the Redis data volume is empty (new or replaced), "
-            "it is filled from this snapshot before Redis starts. Existing data is never overwritten."
+            "`latest` (the newest snapshot, if any) or a snapshot file name: when the Redis data "
+            "volume is empty (new or replaced), it is filled from that snapshot before Redis starts. "
+            "Existing data is never overwritten."
         ),
     )
 

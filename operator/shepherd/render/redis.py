@@ -17,7 +17,8 @@ limit, with ``noeviction``: a full Redis refuses writes (the service answers 503
 silently evicting conversations.
 
 Restore (``backup.restoreFrom``): an init container fills an *empty* data volume from a snapshot
-before Redis starts. Redis 7 with AOF on ignores a lone ``dump.rdb`` and starts empty, so the
+before Redis starts (``latest``: the newest, if there is one yet; a file name: that one, or the
+Pod does not start). Redis 7 with AOF on ignores a lone ``dump.rdb`` and starts empty, so the
 snapshot is installed as the base file of a multi-part AOF (``appendonlydir/`` with a manifest
 naming it), which Redis loads as it would its own. A volume with data is never touched.
 
@@ -89,10 +90,13 @@ if [ -e "$DATA_DIR/appendonlydir" ] || [ -e "$DATA_DIR/dump.rdb" ]; then
 fi
 if [ "$RESTORE_FROM" = latest ]; then
   snapshot=$(ls -1 "$BACKUP_DIR"/dump-*.rdb 2>/dev/null | sort | tail -n 1)
+  if [ -z "$snapshot" ]; then
+    echo "restore: no snapshot in $BACKUP_DIR yet, starting empty"; exit 0
+  fi
 else
   snapshot="$BACKUP_DIR/$RESTORE_FROM"
 fi
-if [ -z "$snapshot" ] || [ ! -f "$snapshot" ]; then
+if [ ! -f "$snapshot" ]; then
   echo "restore: no snapshot $RESTORE_FROM in $BACKUP_DIR" >&2; exit 1
 fi
 mkdir -p "$DATA_DIR/.restore"

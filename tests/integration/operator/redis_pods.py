@@ -75,6 +75,8 @@ class ManagedRedis:
                 f"127.0.0.1:{REDIS_PORT}": f"127.0.0.1:{self.port}",
             },
             programs={"redis-exporter": EXPORTER},
+            # The backup Job names the Service by host and port apart.
+            overrides={"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.port)},
         )
 
     def listen(self, argv: list[str]) -> list[str]:
