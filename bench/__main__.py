@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("operator_scale", "service_load", "slo_fleet", "freeze_reaction")
+BENCHMARKS = ("operator_scale", "service_load", "slo_fleet", "freeze_reaction", "secret_rotation")
 
 
 def machine() -> str:
