@@ -180,9 +180,13 @@ class PodRunner:
     def _translate(self, value: str, pod: dict, container: dict) -> str:
         for rendered, local in self.addresses.items():
             value = value.replace(rendered, local)
-        for mount, local in self._mounts(pod, container):
-            value = re.sub(re.escape(mount) + r"(?=/|$|[\s\"'?&;])", str(local), value)
-        return value
+        mounts = dict(self._mounts(pod, container))
+        if not mounts:
+            return value
+        # One pass, so a local path (often under /tmp) is never translated again by a /tmp mount.
+        alternatives = "|".join(re.escape(mount) for mount in mounts)  # longest first
+        pattern = rf"(?:{alternatives})(?=/|$|[\s\"'?&;])"
+        return re.sub(pattern, lambda m: str(mounts[m.group()]), value)
 
     # -- running ---------------------------------------------------------------------------------
 

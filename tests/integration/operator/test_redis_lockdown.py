@@ -2,11 +2,12 @@
 containers run here for real (redis-server, the rendered probe, Debian's redis_exporter, the agent).
 
 What is executed: redis-server with the rendered arguments and environment (ACL users, generated
-passwords by $(VAR) expansion, protected mode, maxmemory); the rendered exec probe; the exporter
-with its rendered environment; the agent Pod's agent-service. What is not: the network plugin. The
-NetworkPolicy is checked by evaluating the rendered object (which Pods its rules admit, on which
-port); the clients here all connect over loopback, so the refusals below come from Redis' ACL
-(which protected mode backs up for non-loopback clients), not from a packet filter.
+passwords by $(VAR) expansion, protected mode, maxmemory; with TLS on, the Secret's certificate);
+the rendered exec probe; the exporter with its rendered environment; the agent Pod's agent-service.
+What is not: the network plugin. The NetworkPolicy is checked by evaluating the rendered object
+(which Pods its rules admit, on which port); the clients here all connect over loopback, so the
+refusals below come from Redis' ACL (which protected mode backs up for non-loopback clients), not
+from a packet filter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 import redis
 
 from tests.harness.cluster import Cluster
+from tests.harness.pki import CertificateAuthority
 
 from .conftest import wait_ready
 from .redis_pods import ManagedRedis, agent, auth, redis_selector, running_pod
@@ -151,3 +153,44 @@ def _wait_scrape(managed: ManagedRedis) -> str:
         return text if "redis_up" in text else None
 
     return wait_until(scraped, timeout=30, what="redis_exporter to serve /metrics", interval=0.3)
+
+
+def test_tls_from_a_cert_manager_style_secret(kube: Cluster, ns: str, start_operator, tmp_path: Path) -> None:
+    """TLS only: plaintext is refused, the probe, the exporter and the agent (verifying the server
+    with ca.crt) all speak TLS. The certificate also names 127.0.0.1: here the agent reaches the
+    Service's address translated to loopback."""
+    ca = CertificateAuthority(tmp_path)
+    server = ca.issue(
+        "redis", common_name=f"tls-redis.{ns}.svc", server_names=(f"tls-redis.{ns}.svc", "127.0.0.1")
+    )
+    files = {"tls.crt": server.cert, "tls.key": server.key, "ca.crt": ca.cert_path}
+    kube.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "redis-tls",
+        "-n",
+        ns,
+        *(f"--from-file={k}={v}" for k, v in files.items()),
+    )
+    start_operator(ns)
+    kube.apply(agent("tls", {"managed": {"tls": {"secretName": "redis-tls"}}}), namespace=ns)
+    wait_ready(kube, ns, "tls")
+    pod = running_pod(kube, ns, redis_selector("tls"))
+    managed = ManagedRedis(kube, ns, "tls", tmp_path / "redis")
+    try:
+        managed.start(pod)  # waits for the rendered probe: redis-cli --tls --cacert ...
+        with pytest.raises(redis.ConnectionError):
+            managed.client("agent", auth(kube, ns, "tls")["agent"]).ping()  # plaintext
+        managed.start_exporter(pod)
+        assert re.search(r"^redis_up 1$", _wait_scrape(managed), re.MULTILINE)
+        bridge = managed.bridge(tmp_path / "agent")
+        try:
+            (served,) = bridge.wait_serving(1)
+            base = f"http://127.0.0.1:{served.port}"
+            thread = httpx.post(f"{base}/threads", json={}, timeout=10)
+            assert thread.status_code == 200, served.process.tail(40)
+        finally:
+            bridge.stop()
+    finally:
+        managed.stop()
