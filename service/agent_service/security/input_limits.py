@@ -51,10 +51,30 @@ def _check_string(text: str, where: str, limits: InputLimits) -> None:
         raise ValueError(f"{where}: control character U+{ord(found.group()):04X} is not allowed")
 
 
+def _violates(value: Any, limits: InputLimits) -> bool:
+    """Fast pass, no paths: whether anything in ``value`` breaks the limits."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth >= limits.max_depth:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            if isinstance(item, dict):
+                pending.extend((str(key), depth) for key in item)
+            pending.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str) and (len(item) > limits.max_string_chars or _CONTROL.search(item)):
+            return True
+    return False
+
+
 def check(value: Any, field: str) -> Any:
     """``value`` if it is within the current limits; else ValueError naming the place. Iterative,
-    so any depth the JSON parser accepted is measured without recursion."""
+    so any depth the JSON parser accepted is measured without recursion; the places are spelled
+    out only once a violation is known (most input has none)."""
     limits = _limits.get() or DEFAULT_LIMITS
+    if not _violates(value, limits):
+        return value
     pending: list[tuple[Any, str, int]] = [(value, field, 0)]
     while pending:
         item, where, depth = pending.pop()
