@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from shepherd.budget.gate import FreezeGate
 from shepherd.budget.watcher import BudgetWatcher
 from shepherd.kube import KubeClient
@@ -17,6 +18,12 @@ from tests.harness.prometheus import PrometheusServer
 
 from .conftest import SeriesTarget, eventually
 from .test_budget_watcher import NAME, body, manifest, patch
+
+
+@pytest.fixture
+def ns(kube: Cluster, crd_installed: None) -> str:
+    return kube.namespace("rotate")
+
 
 TOKEN = {"name": "EXTRA_TOKEN", "secretKeyRef": {"name": "agent-token", "key": "token"}}
 
