@@ -17,7 +17,7 @@ import json
 import keyword
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from shepherd.slo import buckets as slo_buckets
 
 GROUP = "shepherd.dev"
 VERSION = "v1alpha1"
@@ -68,11 +70,24 @@ def _platform_defaulted(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def _cel(
+    rule: str, message: str, field_path: str | None = None, message_expression: str | None = None
+) -> dict[str, str]:
     entry = {"rule": rule, "message": message}
+    if message_expression:
+        entry["messageExpression"] = message_expression
     if field_path:
         entry["fieldPath"] = field_path
     return entry
+
+
+def _cel_string(value: str) -> str:
+    """A CEL string literal (JSON's escaping is valid CEL)."""
+    return json.dumps(value)
+
+
+def _cel_list(values: Iterable[str | float]) -> str:
+    return "[" + ", ".join(_cel_string(v) if isinstance(v, str) else repr(float(v)) for v in values) + "]"
 
 
 class _Model(BaseModel):
@@ -142,24 +157,51 @@ class SecretKeyRef(_Model):
     )
 
 
+def shepherd_env_problem(name: str) -> str | None:
+    """Why ``spec.env`` may not set ``name`` (Shepherd sets it from a spec field), or None."""
+    from shepherd.render.service_env import SPEC_FIELDS  # it imports this module
+
+    field = SPEC_FIELDS.get(name)
+    return None if field is None else f"spec.env: {name} is set by Shepherd; use {field} instead"
+
+
+def _env_var_rules(schema: dict[str, Any]) -> None:
+    """CEL of ``EnvVar``. The variables Shepherd sets are refused from ``service_env.SPEC_FIELDS``
+    (the renderer's own table, so there is no second list), naming the spec field to use instead."""
+    from shepherd.render.service_env import SPEC_FIELDS
+
+    names = sorted(SPEC_FIELDS)
+    fields = "{" + ", ".join(f"{_cel_string(n)}: {_cel_string(SPEC_FIELDS[n])}" for n in names) + "}"
+    schema["x-kubernetes-validations"] = [
+        _cel("!(has(self.value) && has(self.secretKeyRef))", "env: set value or secretKeyRef, not both"),
+        _cel(
+            f"!(self.name in {_cel_list(names)})",
+            "spec.env: this variable is set by Shepherd from a spec field; set that field instead",
+            ".name",
+            message_expression=(
+                f"'spec.env: ' + self.name + ' is set by Shepherd; use ' + {fields}[self.name] + ' instead'"
+            ),
+        ),
+    ]
+
+
 class EnvVar(_Model):
-    """An extra environment variable for the agent container."""
+    """An extra environment variable for the agent container (not one Shepherd sets itself)."""
 
     name: str = Field(description="Variable name.", min_length=1, max_length=128, pattern=ENV_NAME_PATTERN)
     value: str | None = Field(default=None, description="Literal value.", max_length=32768)
     secret_key_ref: SecretKeyRef | None = Field(
         default=None, description="Take the value from a Secret key (never inline secrets)."
     )
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    "!(has(self.value) && has(self.secretKeyRef))",
-                    "env: set value or secretKeyRef, not both",
-                )
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=_env_var_rules)
+
+    @field_validator("name")
+    @classmethod
+    def _not_shepherds(cls, name: str) -> str:
+        problem = shepherd_env_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class Sidecar(_Open):
@@ -317,8 +359,72 @@ class Auth(_Model):
 # --------------------------------------------------------------------------------------------- redis
 
 
+#: A CronJob schedule: five fields, or one of the ``@`` macros the CronJob controller knows.
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+
+
+class RedisTls(_Model):
+    """TLS for the managed Redis, from a Secret in cert-manager's layout (tls.crt, tls.key, ca.crt)."""
+
+    secret_name: str = Field(
+        description=(
+            "Secret with tls.crt and tls.key (the server certificate, for "
+            "<name>-redis.<namespace>.svc) and ca.crt (its CA; the agent verifies the server with it)."
+        ),
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
+
+
+class RedisBackup(_Model):
+    """Scheduled RDB snapshots of the managed Redis (a CronJob running `redis-cli --rdb`)."""
+
+    schedule: str = Field(
+        default="0 3 * * *",
+        max_length=64,
+        pattern=CRON_PATTERN,
+        description="CronJob schedule of the snapshots (UTC unless timeZone is set), e.g. `0 3 * * *`.",
+    )
+    time_zone: str | None = Field(
+        default=None, max_length=64, description="IANA time zone of the schedule (CronJob timeZone)."
+    )
+    retention: int = Field(
+        default=7, ge=1, le=1000, description="Snapshots kept on the backup volume (newest first, 1-1000)."
+    )
+    storage: Quantity = Field(
+        default="2Gi", description="Size of the backup volume (PVC <name>-redis-backup) the operator creates."
+    )
+    storage_class_name: str | None = Field(
+        default=None,
+        description="StorageClass of the backup PVC; cluster default when unset.",
+        max_length=253,
+    )
+    existing_claim: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Write the snapshots to this existing PVC instead (storage is then ignored).",
+    )
+    restore_from: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^(latest|[A-Za-z0-9][-A-Za-z0-9_.]*\.rdb)$",
+        description=(
+            "`latest` (the newest snapshot, if any) or a snapshot file name: when the Redis data "
+            "volume is empty (new or replaced), it is filled from that snapshot before Redis starts. "
+            "Existing data is never overwritten."
+        ),
+    )
+
+
 class ManagedRedis(_Model):
-    """A Redis run by the operator: a one-replica StatefulSet with AOF on a PVC and redis_exporter."""
+    """A Redis run by the operator: a one-replica StatefulSet with AOF on a PVC and redis_exporter.
+
+    It is locked down: ACL users with generated passwords (Secret <name>-redis-auth, owned by the
+    AgentDeployment), the default user disabled, protected mode on, and a NetworkPolicy admitting
+    only this deployment's agent Pods (and the exporter port from the monitoring namespaces).
+    """
 
     image: str = Field(default=DEFAULT_REDIS_IMAGE, description="Redis image.", min_length=1, max_length=512)
     exporter_image: str = Field(
@@ -335,8 +441,41 @@ class ManagedRedis(_Model):
         default_factory=lambda: ResourceRequirements(
             requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"}
         ),
-        description="Resources of the redis container.",
+        description=(
+            "Resources of the redis container. limits.memory is required: Redis' maxmemory is "
+            "derived from it (with noeviction, so a full Redis refuses writes instead of dropping data)."
+        ),
     )
+    tls: RedisTls | None = Field(default=None, description="Serve TLS only (rediss://); plain when omitted.")
+    backup: RedisBackup | None = Field(
+        default=None, description="Scheduled RDB snapshots; none when omitted."
+    )
+    delete_data_with_resource: bool = Field(
+        default=False,
+        description=(
+            "Delete the data volume (and the operator-made backup volume) with the AgentDeployment. "
+            "False: both PVCs are kept when the AgentDeployment is deleted (a mistaken delete loses nothing)."
+        ),
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.resources.limits) && 'memory' in self.resources.limits",
+                    "redis.managed.resources.limits.memory is required (Redis' maxmemory is derived from it)",
+                    ".resources",
+                )
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _memory_limit(self) -> ManagedRedis:
+        if "memory" not in self.resources.limits:
+            raise ValueError(
+                "redis.managed.resources.limits.memory is required (Redis' maxmemory is derived from it)"
+            )
+        return self
 
 
 class ExternalRedis(_Model):
@@ -450,6 +589,35 @@ class Autoscaling(_Model):
 # --------------------------------------------------------------------------------------------- SLO
 
 
+def fmt_bucket(bound: float) -> str:
+    """``1.0`` -> ``1``, ``0.25`` -> ``0.25``: buckets as a user writes them."""
+    return f"{bound:g}"
+
+
+#: objective (``slo.<sli>``) -> the bucket boundaries its ``thresholdSeconds`` must be one of.
+def _threshold_buckets() -> dict[str, tuple[float, ...]]:
+    return {"latency": slo_buckets.latency(), "ttft": slo_buckets.ttft()}
+
+
+def _threshold_message(sli: str) -> str:
+    allowed = ", ".join(map(fmt_bucket, _threshold_buckets()[sli]))
+    return (
+        f"slo.{sli}.thresholdSeconds must be a histogram bucket of the service (no SLI data "
+        f"otherwise): one of {allowed}"
+    )
+
+
+def _slo_rules(schema: dict[str, Any]) -> None:
+    schema["x-kubernetes-validations"] = [
+        _cel(
+            f"!has(self.{sli}) || self.{sli}.thresholdSeconds in {_cel_list(bounds)}",
+            _threshold_message(sli),
+            f".{sli}.thresholdSeconds",
+        )
+        for sli, bounds in _threshold_buckets().items()
+    ]
+
+
 class Objective(_Model):
     """A ratio objective in percent of good events."""
 
@@ -464,7 +632,11 @@ class LatencyObjective(Objective):
     threshold_seconds: float = Field(
         gt=0,
         le=600,
-        description="Latency threshold in seconds; must match a histogram bucket of the service.",
+        description=(
+            "Threshold in seconds: one of the service's histogram buckets (latency: "
+            f"{', '.join(map(fmt_bucket, slo_buckets.latency()))}; ttft: "
+            f"{', '.join(map(fmt_bucket, slo_buckets.ttft()))})."
+        ),
     )
 
 
@@ -493,12 +665,22 @@ class Slo(_Model):
         ),
     )
 
+    model_config = ConfigDict(json_schema_extra=_slo_rules)
+
     @field_validator("window")
     @classmethod
     def _window_bounds(cls, value: str) -> str:
         if not 60 <= duration_seconds(value) <= 90 * 86400:
             raise ValueError("slo.window must be between 1m and 90d")
         return value
+
+    @model_validator(mode="after")
+    def _thresholds_are_buckets(self) -> Slo:
+        for sli, bounds in _threshold_buckets().items():
+            objective = getattr(self, sli)
+            if objective is not None and objective.threshold_seconds not in bounds:
+                raise ValueError(_threshold_message(sli))
+        return self
 
 
 class PolicyAction(StrEnum):
@@ -641,13 +823,41 @@ class Tracing(_Model):
 
 
 class NetworkPolicySpec(_Model):
-    """Restrict ingress to the agent Pods."""
+    """Restrict ingress to the agent Pods. (The managed Redis always gets its own NetworkPolicy.)"""
 
     enabled: bool = Field(default=False, description="Create a NetworkPolicy for the agent Pods.")
     allowed_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]] = Field(
         default_factory=list,
         max_length=32,
         description="Other namespaces allowed to reach the API port, e.g. ingress and monitoring.",
+    )
+    monitoring_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]] = Field(
+        default_factory=lambda: ["monitoring"],
+        max_length=32,
+        description=(
+            "Namespaces whose Pods (Prometheus) may scrape the managed Redis' exporter port; nothing "
+            "else of Redis is reachable from them."
+        ),
+    )
+
+
+class InputLimits(_Model):
+    """Bounds on what one request may carry; larger or deeper input is refused with 413/422."""
+
+    max_request_bytes: int = Field(
+        default=1_048_576, ge=1024, le=104_857_600, description="Largest request body in bytes (413 above)."
+    )
+    max_message_chars: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Longest string (e.g. a message) in a run's input or a state update (422 above).",
+    )
+    max_depth: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Deepest nesting of objects and lists in a run's input (422 above).",
     )
 
 
@@ -821,6 +1031,9 @@ class AgentDeploymentSpec(_Model):
     )
     termination_grace_period_seconds: int = Field(
         default=30, ge=1, le=3600, description="Seconds a Pod may drain in-flight runs on shutdown."
+    )
+    input_limits: InputLimits = Field(
+        default_factory=InputLimits, description="Bounds on request bodies and run input."
     )
     model_config = ConfigDict(
         json_schema_extra={
@@ -1058,6 +1271,16 @@ class AgentDeployment(BaseModel):
     spec: AgentDeploymentSpec = Field(default_factory=AgentDeploymentSpec)
     #: Status stays a plain dict: it is written by the operator (and colleagues' code), only read here.
     status: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _name_fits_children(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        from shepherd.render.limits import name_problem  # the renderers import this module
+
+        problem = name_problem(str(metadata.get("name") or ""))
+        if problem:
+            raise ValueError(problem)
+        return metadata
 
     @property
     def name(self) -> str:

@@ -11,12 +11,14 @@ selector), then for every desired object:
   fields we send are ours; fields other controllers set, like HPA-owned replicas, are left alone).
 
 A child that must still change while a freeze holds its rollout only takes a new replica count
-(``scale`` subresource), and a Deployment an autoscaler takes over keeps its replica count through
+(``scale`` subresource) and, when the freeze lets critical changes through, a Secret rotation (the
+Pod template's secrets digest), and a Deployment an autoscaler takes over keeps its replica count through
 the hand-over (a second field manager owns it before ``shepherd`` lets go).
 
 Live children that are no longer desired (autoscaling switched from HPA to KEDA, Redis switched to
 external, monitoring turned off) are deleted first (so an HPA and KEDA's HPA never coexist), but
-only when their controller ownerReference is this resource's uid. Kinds whose CRD is absent (404
+only when their controller ownerReference is this resource's uid and their kind may be pruned (a
+backup volume never is). Kinds whose CRD is absent (404
 on LIST) are reported, not fatal.
 """
 
@@ -35,12 +37,15 @@ from kubernetes.utils.quantity import parse_quantity
 from shepherd.kube import FIELD_MANAGER, KubeClient, KubeError, Outcome
 from shepherd.render.all import CHILD_KINDS, ChildKind, kind_of
 from shepherd.render.common import child_selector
+from shepherd.render.secret_hash import SECRETS_HASH_ANNOTATION
 
 log = logging.getLogger(__name__)
 
 INPUT_HASH_ANNOTATION = "shepherd.dev/input-hash"
 #: Keeps a Deployment's replica count while ownership passes from ``shepherd`` to an autoscaler.
 HANDOFF_MANAGER = "shepherd-handoff"
+#: Writes a Secret rotation into a held (frozen) workload.
+ROTATION_MANAGER = "shepherd-rotation"
 
 
 def input_hash(obj: dict[str, Any]) -> str:
@@ -200,6 +205,36 @@ async def _hand_off_replicas(
     await _scale(client, kind, obj, replicas, result, note, field_manager=HANDOFF_MANAGER)
 
 
+def _template_annotation(obj: dict[str, Any], key: str) -> str | None:
+    template = (obj.get("spec") or {}).get("template") or {}
+    return ((template.get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+async def _rotate_held(
+    client: KubeClient, kind: ChildKind, obj: dict[str, Any], live: dict[str, Any], result: SyncResult
+) -> dict[str, Any]:
+    """A held child still takes a Secret rotation (a critical change): only the Pod template's
+    secrets digest is patched, by a manager of its own, so the held spec stays out. Returns the live
+    object. (The next full apply by ``shepherd`` takes the annotation back, force being on.)"""
+    want = _template_annotation(obj, SECRETS_HASH_ANNOTATION)
+    if want is None or want == _template_annotation(live, SECRETS_HASH_ANNOTATION):
+        return live
+    name = obj["metadata"]["name"]
+    patch = {"spec": {"template": {"metadata": {"annotations": {SECRETS_HASH_ANNOTATION: want}}}}}
+    patched = await client.patch(
+        kind.api_version,
+        kind.plural,
+        obj["metadata"]["namespace"],
+        name,
+        patch,
+        field_manager=ROTATION_MANAGER,
+    )
+    if not patched.ok:
+        raise ApplyError(f"{kind.kind}/{name} (secret rotation): {patched.status_code} {patched.message}")
+    result.applied.append(f"{kind.kind}/{name} (secret rotation)")
+    return patched.body or live
+
+
 async def sync(
     client: KubeClient,
     *,
@@ -208,12 +243,15 @@ async def sync(
     owner_uid: str,
     desired: list[dict[str, Any]],
     hold: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda _obj, _live: False,
+    rotate_held: bool = False,
     first_time: bool = False,
 ) -> SyncResult:
     """Make the children of one resource match ``desired``: apply what differs, prune the rest.
 
     ``hold(obj, live)`` returning True keeps an existing child as it is (a frozen rollout); a held child
-    that does not exist yet is created anyway, so a new resource always gets a workload.
+    that does not exist yet is created anyway, so a new resource always gets a workload. With
+    ``rotate_held`` a held child still takes a Secret rotation (``_rotate_held``); one whose only
+    difference was that rotation is then up to date, not held.
     ``first_time`` (the resource was never reconciled) skips the LISTs: everything is applied (an
     idempotent server-side apply, should a crashed earlier attempt have created some of it) and
     nothing can need pruning yet; the next resync does the full comparison.
@@ -227,7 +265,7 @@ async def sync(
     wanted = {_key(obj) for obj in stamped_desired}
     # Prune first: an autoscaler switched from HPA to KEDA must not briefly have two HPAs fighting.
     for key, obj in live.items():
-        if key in wanted or _controller_uid(obj) != owner_uid:
+        if key in wanted or _controller_uid(obj) != owner_uid or not kind_of(obj).prune:
             continue
         kind = kind_of(obj)
         gone = await client.delete(
@@ -251,8 +289,12 @@ async def sync(
             result.objects[key] = current
             continue
         if current is not None and hold(obj, current):
-            result.held.append(label)
-            result.objects[key] = await _scale_held(client, kind, obj, current, result)
+            current = await _scale_held(client, kind, obj, current, result)
+            if rotate_held:
+                current = await _rotate_held(client, kind, obj, current, result)
+            result.objects[key] = current
+            if not contains(current, obj):
+                result.held.append(label)
             continue
         if current is not None:
             await _hand_off_replicas(client, kind, obj, current, result)

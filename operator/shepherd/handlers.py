@@ -16,18 +16,25 @@
   the owner's status as Pods become ready, and a deleted/edited Deployment is repaired at once.
   The owner's body comes from the ``owners`` index (kopf keeps it from its watch: no GET).
 
+* ``referenced-secret`` (event on Secrets): a Secret that AgentDeployments reference (the
+  ``secret_users`` index, kept from the watch) was created, changed or deleted: they are reconciled
+  at once, so a rotation rolls their Pods (the Pod templates hash the keys they read) and a Secret
+  that was missing brings them up without waiting for the resync.
+
 Deleting an AgentDeployment needs no handler (and so no finalizer): its children carry a
 controller ownerReference and the garbage collector removes them even while the operator is down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from shepherd import api, metrics, webhook
 from shepherd.apply import ApplyError
@@ -37,6 +44,7 @@ from shepherd.budget.watcher import settings_from_env as watcher_settings
 from shepherd.fleetrules import FleetRules
 from shepherd.kube import KubeClient, KubeError
 from shepherd.reconcile import Reconciler
+from shepherd.render import redis, service_env
 from shepherd.render.common import MANAGED_BY, OWNER_LABEL
 from shepherd.render.monitoring import NO_LABELS, MonitoringLabels
 from shepherd.resync import Resync
@@ -167,6 +175,41 @@ async def reconcile(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> 
 def owners(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """The latest body of every AgentDeployment, kept by kopf from its watch (no GET per child event)."""
     return {(namespace, name): copy.deepcopy(dict(body))}
+
+
+@kopf.index(*RESOURCE, id="secret_users")
+def secret_users(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> the AgentDeployments whose Pods read it."""
+    try:
+        resource = api.parse(dict(body))
+    except ValidationError:
+        return {}
+    refs = service_env.agent_secret_refs(resource)
+    if resource.spec.redis.managed is not None:
+        refs += redis.secret_refs(resource)
+    return {(namespace, ref.name): name for ref in refs}
+
+
+@kopf.on.event("", "v1", "secrets", id="referenced-secret")
+async def referenced_secret(
+    type: str | None,
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    owners: kopf.Index,
+    secret_users: kopf.Index,
+    **_: Any,
+) -> None:
+    if type is None:
+        return  # the initial listing: every resource is resumed (reconciled) at start-up anyway
+    bodies = [
+        owner
+        for user in set(secret_users.get((namespace, name), []))
+        for owner in owners.get((namespace, user), [])
+    ]
+    # At once (the reconciler bounds how many run): a Secret shared by 50 resources must not roll
+    # them one after the other.
+    await asyncio.gather(*(_run(memo, owner) for owner in bodies))
 
 
 @kopf.on.event(

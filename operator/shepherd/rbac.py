@@ -3,9 +3,10 @@
 Each rule lists exactly the verbs the code uses (see ``shepherd.kube`` and ``shepherd.apply``):
 children are listed (one LIST per kind per reconcile), applied (server-side apply is a PATCH that
 may create) and pruned (DELETE); Deployments are also watched (``child-deployment`` handler) and,
-while a freeze holds their rollout, scaled through ``deployments/scale``; Secrets are only read, to
-report a missing key; AgentDeployments are watched and annotated by kopf, their status patched, and
-``finalizers`` updated because children set blockOwnerDeletion.
+while a freeze holds their rollout, scaled through ``deployments/scale``; AgentDeployments are
+watched and annotated by kopf, their status patched, and
+``finalizers`` updated because children set blockOwnerDeletion. Secrets are read, watched and, for
+the managed Redis' generated passwords only, created and completed (``shepherd.credentials``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def rules() -> list[dict[str, Any]]:
         {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "verbs": ["patch"]},
         {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/finalizers"], "verbs": ["update"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        # Secrets: read (a missing key is reported; the Pods' secrets digest), watched (a rotation
+        # rolls the Pods), and the managed Redis' password Secret created or completed, never replaced.
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
     by_group: dict[str, list[str]] = {}

@@ -16,12 +16,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shepherd import api, apply, status
+from shepherd import api, apply, credentials, status
 from shepherd.api import AgentDeployment, FreezeLevel
 from shepherd.budget.policy import scaling_only
 from shepherd.kube import KubeClient, KubeError, Outcome
-from shepherd.render import render_all, service_env, workload
+from shepherd.render import render_all, secret_hash, service_env, workload
+from shepherd.render.common import redis_auth_name
 from shepherd.render.monitoring import MonitoringContent, MonitoringLabels, dashboard_content
+from shepherd.render.secret_hash import NO_DIGESTS, SecretDigests
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,9 @@ class Reconciler:
     #: GET the resource to see our own observedGeneration).
     _written: dict[str, tuple[int, int, dict[str, Any]]] = field(default_factory=dict)
 
+    #: Secrets digests of each owner's last reconcile: a Deployment event is compared with them.
+    _digests: dict[str, SecretDigests] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.concurrency)
 
@@ -91,6 +96,7 @@ class Reconciler:
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self._digests.pop(uid, None)
         self._seen.pop(uid, None)
         self._written.pop(uid, None)
 
@@ -148,8 +154,9 @@ class Reconciler:
             "InvalidGraph",
             api.graph_problem(resource.spec.graph),
         )
+        secrets: dict[str, Any] = {}
         if not problem:
-            problem = await self._missing_secret(resource)
+            problem, secrets = await self._read_secrets(resource)
         if problem:
             live, _ = await apply.list_children(self.client, resource.namespace, resource.name)
             observation = status.observe_deployment(live.get(("Deployment", resource.name)))
@@ -157,8 +164,13 @@ class Reconciler:
             await self._write_status(body, current_status, outcome)
             return {"problem": problem}
 
-        children = render_all(resource, self.content(resource), self.labels)
-        block = self.verdicts(resource).blocks(resource)
+        if resource.spec.redis.managed is not None:
+            secrets[redis_auth_name(resource)] = await credentials.ensure(self.client, resource)
+        digests = secret_hash.digests(resource, secrets)
+        self._digests[resource.uid] = digests
+        children = render_all(resource, self.content(resource), self.labels, digests)
+        verdict = self.verdicts(resource)
+        block = verdict.blocks(resource)
         workload_keys = {(o["kind"], o["metadata"]["name"]) for o in children.workload}
         try:
             result = await apply.sync(
@@ -174,6 +186,8 @@ class Reconciler:
                     and (obj["kind"], obj["metadata"]["name"]) in workload_keys
                     and not scaling_only(obj, live)
                 ),
+                # A Secret rotation is a critical change: it passes FreezeNonCritical.
+                rotate_held=verdict.level == FreezeLevel.non_critical,
             )
         except apply.ApplyError as exc:
             # The apiserver refused a child (an immutable field, a webhook, RBAC): say so on the
@@ -249,7 +263,10 @@ class Reconciler:
                 resource is None
                 or current.get("pending")
                 or ready.get("reason") in PROBLEM_REASONS
-                or not apply.contains(deployment, apply.stamped(workload.deployment(resource)))
+                or not apply.contains(
+                    deployment,
+                    apply.stamped(workload.deployment(resource, self._digests.get(resource.uid, NO_DIGESTS))),
+                )
             ):
                 return await self._reconcile(body)
             outcome = status.Outcome(
@@ -261,17 +278,27 @@ class Reconciler:
             await self._write_status(body, current, outcome)
             return {"refreshed": True}
 
-    async def _missing_secret(self, resource: AgentDeployment) -> tuple[str, str] | None:
+    async def _read_secrets(self, resource: AgentDeployment) -> tuple[tuple[str, str] | None, dict[str, Any]]:
+        """(the first missing Secret or key, or None; the data of the Secrets read, by name).
+
+        The data feeds only the Pods' secrets digest (``shepherd.render.secret_hash``), never a log.
+        """
+        found: dict[str, Any] = {}
         for ref in service_env.referenced_secrets(resource):
-            got = await self.client.get("v1", "secrets", resource.namespace, ref.name)
-            if got.outcome is Outcome.NOT_FOUND:
-                return "SecretMissing", f"Secret {resource.namespace}/{ref.name} does not exist."
-            if not got.ok:
-                return "SecretUnreadable", f"Secret {resource.namespace}/{ref.name}: {got.message}"
-            data = (got.body or {}).get("data") or {}
-            if ref.key not in data:
-                return "SecretKeyMissing", f"Secret {resource.namespace}/{ref.name} has no key {ref.key!r}."
-        return None
+            if ref.name not in found:
+                got = await self.client.get("v1", "secrets", resource.namespace, ref.name)
+                if got.outcome is Outcome.NOT_FOUND:
+                    return ("SecretMissing", f"Secret {resource.namespace}/{ref.name} does not exist."), found
+                if not got.ok:
+                    return (
+                        "SecretUnreadable",
+                        f"Secret {resource.namespace}/{ref.name}: {got.message}",
+                    ), found
+                found[ref.name] = (got.body or {}).get("data") or {}
+            if ref.key not in found[ref.name]:
+                problem = f"Secret {resource.namespace}/{ref.name} has no key {ref.key!r}."
+                return ("SecretKeyMissing", problem), found
+        return None, found
 
     async def _write_status(
         self, body: dict[str, Any], current: dict[str, Any], outcome: status.Outcome
@@ -333,7 +360,7 @@ def _version(obj: dict[str, Any] | None) -> int | None:
 
 def _short(exc: ValidationError) -> str:
     errors = exc.errors()[:3]
-    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
 
 
 def _event(body: dict[str, Any], event: status.EventSpec) -> dict[str, Any]:

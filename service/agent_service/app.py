@@ -10,8 +10,9 @@ import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.params import Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
 from agent_service.api import assistants, crons, health, runs, threads
@@ -25,6 +26,7 @@ from agent_service.runtime import Runtime
 from agent_service.security.auth import Authenticator, authenticate
 from agent_service.security.body_limit import BodySizeLimitMiddleware
 from agent_service.security.headers import ResponseHeadersMiddleware
+from agent_service.security.input_limits import apply_input_limits
 from agent_service.security.ratelimit import RateLimiter, enforce_rate_limit
 from agent_service.settings import Settings
 from agent_service.state import RedisSaver, connection
@@ -75,9 +77,10 @@ def _middleware(settings: Settings) -> list[Middleware]:
 
 
 def _api_dependencies(settings: Settings) -> list[Depends]:
-    """Dependencies of every API route except the probes: auth first, then rate limits."""
+    """Dependencies of every API route except the probes: auth first, then rate limits, then the
+    input limits the body is parsed with (dependencies run before FastAPI reads the body)."""
     # enforce_rate_limit depends on authenticate itself; FastAPI runs it once per request (cached).
-    return [Depends(authenticate), Depends(enforce_rate_limit)]
+    return [Depends(authenticate), Depends(enforce_rate_limit), Depends(apply_input_limits)]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -144,6 +147,11 @@ def _install_error_mapping(app: FastAPI, settings: Settings) -> None:
     async def state_store_unavailable(_: Request, error: Exception) -> JSONResponse:
         return _retry_later(settings, "the state store (Redis) is unavailable; retry later")
 
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def state_store_full(_: Request, error: Exception) -> JSONResponse:
+        # maxmemory with noeviction: Redis refuses writes rather than dropping conversations.
+        return _retry_later(settings, "the state store (Redis) is full; retry later")
+
     @app.exception_handler(LLMError)
     async def llm_unavailable(_: Request, error: LLMError) -> JSONResponse:
         # Budget refusals are 429, open circuits / exhausted fallbacks 503, provider refusals 502.
@@ -155,7 +163,23 @@ def _install_error_mapping(app: FastAPI, settings: Settings) -> None:
         return JSONResponse({"detail": str(error)}, status_code=409)
 
 
+def _install_docs(app: FastAPI, dependencies: Any) -> None:
+    """``/openapi.json`` and ``/docs`` behind the API's own auth (and rate limits): with auth on, the
+    API's shape is not for anonymous callers either. (FastAPI's built-in routes take no dependencies.)"""
+
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - Swagger UI")
+
+    app.add_api_route("/openapi.json", openapi_document, include_in_schema=False, dependencies=dependencies)
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False, dependencies=dependencies)
+
+
 def create_app(settings: Settings) -> FastAPI:
+    # With auth on, the documentation routes are added behind it (_install_docs), not FastAPI's own.
+    docs = {"openapi_url": None, "docs_url": None, "redoc_url": None} if settings.auth_enabled else {}
     app = FastAPI(
         title="Shepherd agent service",
         summary="LangGraph Server API for one graph, with state in Redis",
@@ -163,6 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         middleware=_middleware(settings),
         generate_unique_id_function=_operation_id,
+        **docs,
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
@@ -174,4 +199,6 @@ def create_app(settings: Settings) -> FastAPI:
     # crons before the stateless runs: /runs/crons/... must not be taken for a run id.
     for router in (assistants.router, threads.router, crons.router, runs.thread_runs, runs.stateless_runs):
         app.include_router(router, dependencies=api_dependencies)
+    if settings.auth_enabled:
+        _install_docs(app, api_dependencies)
     return app

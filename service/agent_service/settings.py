@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     )
     rate_limit_tenant_per_minute: int = Field(default=0, ge=0, description="Requests per tenant per minute.")
     max_request_body_bytes: int = Field(default=1_048_576, ge=1, description="Larger bodies get 413.")
+    run_input_max_string_chars: int = Field(
+        default=100_000, ge=1, description="Longest string in a run's input or a state update (422 above)."
+    )
+    run_input_max_depth: int = Field(
+        default=32, ge=1, description="Deepest nesting of objects and lists in a run's input (422 above)."
+    )
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(
         default=[], description="Comma-separated origins allowed by CORS; empty = no CORS headers."
     )

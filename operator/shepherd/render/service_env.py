@@ -10,50 +10,79 @@ from __future__ import annotations
 from typing import Any
 
 from shepherd.api import AgentDeployment, Provider, SecretKeyRef, duration_seconds
-from shepherd.render.common import REDIS_PORT, redis_name
+from shepherd.render.common import (
+    REDIS_AGENT_USER,
+    REDIS_PORT,
+    REDIS_TLS_CA_KEY,
+    REDIS_TLS_CERT_KEY,
+    REDIS_TLS_KEY_KEY,
+    redis_auth_name,
+    redis_name,
+)
 
-AGENT_GRAPH = "AGENT_GRAPH"
-AGENT_GRAPH_ID = "AGENT_GRAPH_ID"
-REDIS_URL = "REDIS_URL"
-DRAIN_GRACE_SECONDS = "DRAIN_GRACE_SECONDS"
-REDIS_CLUSTER = "REDIS_CLUSTER"
-RUN_TIMEOUT_SECONDS = "RUN_TIMEOUT_SECONDS"
-MAX_CONCURRENT_RUNS = "MAX_CONCURRENT_RUNS"
-RUN_LEASE_SECONDS = "RUN_LEASE_SECONDS"
-RUN_MAX_ATTEMPTS = "RUN_MAX_ATTEMPTS"
-RUN_EVENT_TTL_SECONDS = "RUN_EVENT_TTL_SECONDS"
-STATELESS_RUN_TTL_SECONDS = "STATELESS_RUN_TTL_SECONDS"
+#: Every variable Shepherd sets in the agent container -> the spec field a user sets instead. The
+#: CRD refuses these names in ``spec.env`` with that field in the message (``shepherd.api``): the
+#: table is read there, so a variable declared with ``_var`` is refused without a second list.
+SPEC_FIELDS: dict[str, str] = {}
+
+
+def _var(name: str, field: str) -> str:
+    SPEC_FIELDS[name] = field
+    return name
+
+
+AGENT_GRAPH = _var("AGENT_GRAPH", "spec.graph")
+AGENT_GRAPH_ID = _var("AGENT_GRAPH_ID", "spec.graphId")
+REDIS_URL = _var("REDIS_URL", "spec.redis (external.url or external.urlSecretRef)")
+#: One prefix per AgentDeployment, so deployments sharing a Redis never share keys.
+REDIS_KEY_PREFIX = _var("REDIS_KEY_PREFIX", "metadata.namespace and metadata.name (one prefix each)")
+#: The managed Redis password of the agent's ACL user, expanded into REDIS_URL by the kubelet.
+REDIS_PASSWORD = _var("SHEPHERD_REDIS_PASSWORD", "spec.redis.managed (a generated password)")
+DRAIN_GRACE_SECONDS = _var("DRAIN_GRACE_SECONDS", "spec.terminationGracePeriodSeconds")
+REDIS_CLUSTER = _var("REDIS_CLUSTER", "spec.redis.external.cluster")
+RUN_TIMEOUT_SECONDS = _var("RUN_TIMEOUT_SECONDS", "spec.runs.timeoutSeconds")
+MAX_CONCURRENT_RUNS = _var("MAX_CONCURRENT_RUNS", "spec.runs.maxConcurrentPerPod")
+RUN_LEASE_SECONDS = _var("RUN_LEASE_SECONDS", "spec.runs.leaseSeconds")
+RUN_MAX_ATTEMPTS = _var("RUN_MAX_ATTEMPTS", "spec.runs.maxAttempts")
+RUN_EVENT_TTL_SECONDS = _var("RUN_EVENT_TTL_SECONDS", "spec.retention.runEvents")
+STATELESS_RUN_TTL_SECONDS = _var("STATELESS_RUN_TTL_SECONDS", "spec.retention.statelessRuns")
 #: Comma-separated hosts, IPs and CIDRs.
-WEBHOOK_ALLOWED_HOSTS = "WEBHOOK_ALLOWED_HOSTS"
-WEBHOOK_SECRET = "WEBHOOK_SECRET"
-WEBHOOK_TIMEOUT_SECONDS = "WEBHOOK_TIMEOUT_SECONDS"
-WEBHOOK_MAX_ATTEMPTS = "WEBHOOK_MAX_ATTEMPTS"
-ANTHROPIC_API_KEY = "ANTHROPIC_API_KEY"  # set: Claude; unset: the runtime's offline stub model
-LLM_MODEL = "LLM_MODEL"
+WEBHOOK_ALLOWED_HOSTS = _var("WEBHOOK_ALLOWED_HOSTS", "spec.webhooks.allowedHosts")
+WEBHOOK_SECRET = _var("WEBHOOK_SECRET", "spec.webhooks.signingSecretRef")
+WEBHOOK_TIMEOUT_SECONDS = _var("WEBHOOK_TIMEOUT_SECONDS", "spec.webhooks.timeoutSeconds")
+WEBHOOK_MAX_ATTEMPTS = _var("WEBHOOK_MAX_ATTEMPTS", "spec.webhooks.maxAttempts")
+# Set: Claude; unset: the runtime's offline stub model.
+ANTHROPIC_API_KEY = _var("ANTHROPIC_API_KEY", "spec.model.apiKeySecretRef")
+LLM_MODEL = _var("LLM_MODEL", "spec.model.name")
 #: Comma-separated model names, tried in order.
-LLM_FALLBACK_MODELS = "LLM_FALLBACK_MODELS"
-LLM_TIMEOUT_SECONDS = "LLM_TIMEOUT_SECONDS"
-LLM_MAX_RETRIES = "LLM_MAX_RETRIES"
-CIRCUIT_FAILURE_THRESHOLD = "CIRCUIT_FAILURE_THRESHOLD"
-CIRCUIT_RECOVERY_SECONDS = "CIRCUIT_RECOVERY_SECONDS"
-CIRCUIT_HALF_OPEN_PROBES = "CIRCUIT_HALF_OPEN_PROBES"
-RATE_LIMIT_USER_PER_MINUTE = "RATE_LIMIT_USER_PER_MINUTE"
-RATE_LIMIT_TENANT_PER_MINUTE = "RATE_LIMIT_TENANT_PER_MINUTE"
-TOKEN_BUDGET_PER_REQUEST = "TOKEN_BUDGET_PER_REQUEST"
-TOKEN_BUDGET_PER_DAY = "TOKEN_BUDGET_PER_DAY"
-COST_BUDGET_USD_PER_DAY = "COST_BUDGET_USD_PER_DAY"
-AUTH_JWKS_URL = "AUTH_JWKS_URL"
-AUTH_JWT_SECRET = "AUTH_JWT_SECRET"
-AUTH_ISSUER = "AUTH_ISSUER"
-AUTH_AUDIENCE = "AUTH_AUDIENCE"
-AUTH_TENANT_CLAIM = "AUTH_TENANT_CLAIM"
-OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
-OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+LLM_FALLBACK_MODELS = _var("LLM_FALLBACK_MODELS", "spec.model.fallbacks")
+LLM_TIMEOUT_SECONDS = _var("LLM_TIMEOUT_SECONDS", "spec.model.timeoutSeconds")
+LLM_MAX_RETRIES = _var("LLM_MAX_RETRIES", "spec.model.maxRetries")
+CIRCUIT_FAILURE_THRESHOLD = _var("CIRCUIT_FAILURE_THRESHOLD", "spec.circuitBreaker.failureThreshold")
+CIRCUIT_RECOVERY_SECONDS = _var("CIRCUIT_RECOVERY_SECONDS", "spec.circuitBreaker.recoveryTimeoutSeconds")
+CIRCUIT_HALF_OPEN_PROBES = _var("CIRCUIT_HALF_OPEN_PROBES", "spec.circuitBreaker.halfOpenMaxCalls")
+RATE_LIMIT_USER_PER_MINUTE = _var("RATE_LIMIT_USER_PER_MINUTE", "spec.rateLimits.perUserPerMinute")
+RATE_LIMIT_TENANT_PER_MINUTE = _var("RATE_LIMIT_TENANT_PER_MINUTE", "spec.rateLimits.perTenantPerMinute")
+TOKEN_BUDGET_PER_REQUEST = _var("TOKEN_BUDGET_PER_REQUEST", "spec.tokenBudget.maxTokensPerRequest")
+TOKEN_BUDGET_PER_DAY = _var("TOKEN_BUDGET_PER_DAY", "spec.tokenBudget.tokensPerDay")
+COST_BUDGET_USD_PER_DAY = _var("COST_BUDGET_USD_PER_DAY", "spec.tokenBudget.usdPerDay")
+MAX_REQUEST_BODY_BYTES = _var("MAX_REQUEST_BODY_BYTES", "spec.inputLimits.maxRequestBytes")
+RUN_INPUT_MAX_STRING_CHARS = _var("RUN_INPUT_MAX_STRING_CHARS", "spec.inputLimits.maxMessageChars")
+RUN_INPUT_MAX_DEPTH = _var("RUN_INPUT_MAX_DEPTH", "spec.inputLimits.maxDepth")
+AUTH_JWKS_URL = _var("AUTH_JWKS_URL", "spec.auth.jwksUrl")
+AUTH_JWT_SECRET = _var("AUTH_JWT_SECRET", "spec.auth.secretRef")
+AUTH_ISSUER = _var("AUTH_ISSUER", "spec.auth.issuer")
+AUTH_AUDIENCE = _var("AUTH_AUDIENCE", "spec.auth.audience")
+AUTH_TENANT_CLAIM = _var("AUTH_TENANT_CLAIM", "spec.auth.tenantClaim")
+OTEL_SERVICE_NAME = _var("OTEL_SERVICE_NAME", "metadata.name")
+OTEL_EXPORTER_OTLP_ENDPOINT = _var("OTEL_EXPORTER_OTLP_ENDPOINT", "spec.tracing.otlpEndpoint")
 # The OpenTelemetry SDK's own standard variables (read by the SDK, not by agent_service.settings).
-OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
-OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
-OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
+OTEL_TRACES_SAMPLER = _var("OTEL_TRACES_SAMPLER", "spec.tracing.sampleRatio")
+OTEL_TRACES_SAMPLER_ARG = _var("OTEL_TRACES_SAMPLER_ARG", "spec.tracing.sampleRatio")
+OTEL_RESOURCE_ATTRIBUTES = _var("OTEL_RESOURCE_ATTRIBUTES", "spec.tracing (attributes are set from metadata)")
 OTEL_SDK_VARIABLES = frozenset({OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_RESOURCE_ATTRIBUTES})
+#: Variables only the kubelet reads (``$(VAR)`` expansion into another variable), not the service.
+EXPANSION_ONLY = frozenset({REDIS_PASSWORD})
 
 #: Where the agent sends spans when the collector sidecar runs (its OTLP/HTTP receiver on loopback).
 COLLECTOR_LOCAL_ENDPOINT = "http://127.0.0.1:4318"
@@ -66,8 +95,29 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+#: Where the agent container finds the managed Redis' CA (TLS on).
+REDIS_CA_DIR = "/etc/shepherd/redis-tls"
+
+
+def key_prefix(resource: AgentDeployment) -> str:
+    """The key prefix of one AgentDeployment (``:`` is in neither a namespace nor a name)."""
+    return f"shepherd:{resource.namespace}:{resource.name}"
+
+
+def managed_redis_address(resource: AgentDeployment) -> str:
+    return f"{redis_name(resource)}.{resource.namespace}.svc:{REDIS_PORT}"
+
+
 def managed_redis_url(resource: AgentDeployment) -> str:
-    return f"redis://{redis_name(resource)}.{resource.namespace}.svc:{REDIS_PORT}/0"
+    """The agent's URL of the managed Redis: its ACL user, the password expanded by the kubelet from
+    ``SHEPHERD_REDIS_PASSWORD`` (so the Pod spec holds no secret), TLS verified with the CA when on."""
+    managed = resource.spec.redis.managed
+    assert managed is not None
+    credentials = f"{REDIS_AGENT_USER}:$({REDIS_PASSWORD})"
+    if managed.tls is None:
+        return f"redis://{credentials}@{managed_redis_address(resource)}/0"
+    ca = f"{REDIS_CA_DIR}/{REDIS_TLS_CA_KEY}"
+    return f"rediss://{credentials}@{managed_redis_address(resource)}/0?ssl_ca_certs={ca}"
 
 
 def config_data(resource: AgentDeployment) -> dict[str, str]:
@@ -95,6 +145,10 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         WEBHOOK_ALLOWED_HOSTS: ",".join(spec.webhooks.allowed_hosts),
         WEBHOOK_TIMEOUT_SECONDS: _num(spec.webhooks.timeout_seconds),
         WEBHOOK_MAX_ATTEMPTS: str(spec.webhooks.max_attempts),
+        REDIS_KEY_PREFIX: key_prefix(resource),
+        MAX_REQUEST_BODY_BYTES: str(spec.input_limits.max_request_bytes),
+        RUN_INPUT_MAX_STRING_CHARS: str(spec.input_limits.max_message_chars),
+        RUN_INPUT_MAX_DEPTH: str(spec.input_limits.max_depth),
     }
     optional = {
         RATE_LIMIT_USER_PER_MINUTE: spec.rate_limits.per_user_per_minute,
@@ -112,9 +166,7 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
             data[AUTH_ISSUER] = spec.auth.issuer
         if spec.auth.audience:
             data[AUTH_AUDIENCE] = spec.auth.audience
-    if spec.redis.managed is not None:
-        data[REDIS_URL] = managed_redis_url(resource)
-    elif spec.redis.external is not None and spec.redis.external.url:
+    if spec.redis.external is not None and spec.redis.external.url:
         data[REDIS_URL] = spec.redis.external.url
     if spec.redis.external is not None and spec.redis.external.cluster:
         data[REDIS_CLUSTER] = "true"
@@ -148,11 +200,30 @@ def referenced_secrets(resource: AgentDeployment) -> list[SecretKeyRef]:
     if spec.webhooks.signing_secret_ref is not None:
         refs.append(spec.webhooks.signing_secret_ref)
     refs.extend(e.secret_key_ref for e in spec.env if e.secret_key_ref is not None)
+    refs.extend(redis_tls_refs(resource))
+    return refs
+
+
+def redis_tls_refs(resource: AgentDeployment) -> list[SecretKeyRef]:
+    """The managed Redis' TLS Secret keys (cert-manager's layout), none without TLS."""
+    managed = resource.spec.redis.managed
+    if managed is None or managed.tls is None:
+        return []
+    keys = (REDIS_TLS_CERT_KEY, REDIS_TLS_KEY_KEY, REDIS_TLS_CA_KEY)
+    return [SecretKeyRef(name=managed.tls.secret_name, key=k) for k in keys]
+
+
+def agent_secret_refs(resource: AgentDeployment) -> list[SecretKeyRef]:
+    """Every Secret key the agent Pods read (their template hashes these keys' values)."""
+    refs = referenced_secrets(resource)
+    if resource.spec.redis.managed is not None:
+        refs.append(SecretKeyRef(name=redis_auth_name(resource), key=REDIS_AGENT_USER))
     return refs
 
 
 def container_env(resource: AgentDeployment) -> list[dict[str, Any]]:
-    """``env`` of the agent container: secret references, then the user's variables (which win)."""
+    """``env`` of the agent container: secret references, then the user's variables (never one
+    Shepherd sets: the CRD refuses those)."""
     spec = resource.spec
     env: list[dict[str, Any]] = []
     if spec.model.provider == Provider.anthropic and spec.model.api_key_secret_ref is not None:
@@ -163,6 +234,10 @@ def container_env(resource: AgentDeployment) -> list[dict[str, Any]]:
         env.append(_secret_env(REDIS_URL, spec.redis.external.url_secret_ref))
     if spec.webhooks.signing_secret_ref is not None:
         env.append(_secret_env(WEBHOOK_SECRET, spec.webhooks.signing_secret_ref))
+    if spec.redis.managed is not None:
+        ref = SecretKeyRef(name=redis_auth_name(resource), key=REDIS_AGENT_USER)
+        env.append(_secret_env(REDIS_PASSWORD, ref))
+        env.append({"name": REDIS_URL, "value": managed_redis_url(resource)})  # after the password
     for var in spec.env:
         if var.secret_key_ref is not None:
             env.append(_secret_env(var.name, var.secret_key_ref))

@@ -49,14 +49,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from . import buckets as service_buckets
 from .windows import format_duration, parse_duration
 
-#: Bucket boundaries of the service's histograms (agent_service/observability/metrics.py). The
-#: operator cannot read them from the service, so they are a contract: keep them in sync.
-HTTP_LATENCY_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
-)  # fmt: skip
-TTFT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
+#: Bucket boundaries of the service's histograms, generated from agent_service (``shepherd.slo.buckets``).
+HTTP_LATENCY_BUCKETS: tuple[float, ...] = service_buckets.latency()
+TTFT_BUCKETS: tuple[float, ...] = service_buckets.ttft()
 #: Events needed in a burn-rate alert's long window before it may fire (``spec.slo.minEvents``
 #: overrides it): 1 failure out of 2 requests must not page.
 DEFAULT_MIN_EVENTS = 20

@@ -125,6 +125,7 @@ FALLBACK_ALERT = "ShepherdLLMFallbackRateHigh"
 OPERATOR_DOWN_ALERT = "ShepherdOperatorDown"
 RECONCILE_ERRORS_ALERT = "ShepherdReconcileErrors"
 PROMETHEUS_UNREACHABLE_ALERT = "ShepherdPrometheusUnreachable"
+REDIS_MEMORY_ALERT = "ShepherdRedisMemoryHigh"
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,9 @@ class RuleConfig:
     reconcile_window: timedelta = timedelta(minutes=10)
     reconcile_errors_for: timedelta = timedelta(minutes=15)
     prometheus_unreachable_for: timedelta = timedelta(minutes=5)
+    #: ShepherdRedisMemoryHigh: the managed Redis' used memory over its maxmemory (noeviction).
+    redis_memory_ratio_threshold: float = 0.80
+    redis_memory_for: timedelta = timedelta(minutes=10)
     #: Rule-group evaluation interval; None keeps Prometheus' global evaluation_interval.
     evaluation_interval: timedelta | None = None
     extra_labels: dict[str, str] = field(default_factory=dict)
@@ -483,6 +487,42 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# The managed Redis (redis_exporter metrics, scraped by the PodMonitor's ``metrics`` endpoint)
+# --------------------------------------------------------------------------------------------
+
+
+def redis_group(config: RuleConfig) -> dict[str, Any]:
+    ratio = config.redis_memory_ratio_threshold
+    for_ = format_duration(config.redis_memory_for)
+    rules = [
+        _alert(
+            REDIS_MEMORY_ALERT,
+            expr=(
+                f"max by ({_BY}) (redis_memory_used_bytes)\n"
+                f"/\n"
+                f"max by ({_BY}) (redis_memory_max_bytes > 0)\n"
+                f"> {fmt_number(ratio)}"
+            ),
+            for_=config.redis_memory_for,
+            severity="warning",
+            summary=f"A managed Redis has used more than {fmt_percent(ratio)} of its maxmemory for {for_}.",
+            description=(
+                f"The managed Redis of {_where('')} holds {{{{ $value | humanizePercentage }}}} of its "
+                f"maxmemory (threshold {fmt_percent(ratio)}). It runs with noeviction: when full it "
+                f"refuses writes, and new threads, runs and checkpoints fail with 503."
+            ),
+            config=config,
+        )
+    ]
+    return _group("shepherd-redis", rules, config.evaluation_interval)
+
+
+def window_independent_groups(config: RuleConfig) -> list[dict[str, Any]]:
+    """Groups that do not depend on SLO windows: written once for the fleet."""
+    return [llm_group(config), redis_group(config)]
+
+
+# --------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------
 
@@ -505,7 +545,7 @@ def rule_groups(
     groups = [sli_group(scaled, config)]
     for ws in scaled:
         groups.extend(slo_groups(ws, config))
-    groups.append(llm_group(config))
+    groups.extend(window_independent_groups(config))
     return groups
 
 

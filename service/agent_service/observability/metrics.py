@@ -13,8 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-_TTFT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
+#: Bucket boundaries of the SLI histograms. The one source: the operator's copy
+#: (``operator/shepherd/data/histogram-buckets.json``, from which the CRD lists the SLO thresholds
+#: it accepts) is generated from these by ``python -m shepherd.slo.buckets`` (``make generate``).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+TTFT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
 _LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 
 HTTP_REQUESTS = Counter(
@@ -26,10 +29,10 @@ HTTP_DURATION = Histogram(
     "agent_http_request_duration_seconds",
     "HTTP request duration until the response body ends.",
     ["route", "method"],
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 TTFT = Histogram(
-    "agent_ttft_seconds", "Time from a model call to its first streamed token.", buckets=_TTFT_BUCKETS
+    "agent_ttft_seconds", "Time from a model call to its first streamed token.", buckets=TTFT_BUCKETS
 )
 INFLIGHT = Gauge("agent_inflight_requests", "HTTP requests being served (autoscaling signal).")
 LLM_REQUESTS = Counter(
@@ -55,10 +58,10 @@ RUNS = Counter(
     "agent_runs_total", "Runs that ended, by outcome and (failures only) reason.", ["outcome", "reason"]
 )
 RUN_DURATION = Histogram(
-    "agent_run_duration_seconds", "Runs from accepted to finished.", buckets=_LATENCY_BUCKETS
+    "agent_run_duration_seconds", "Runs from accepted to finished.", buckets=LATENCY_BUCKETS
 )
 RUN_QUEUE = Histogram(
-    "agent_run_queue_seconds", "Runs from accepted to their first start.", buckets=_LATENCY_BUCKETS
+    "agent_run_queue_seconds", "Runs from accepted to their first start.", buckets=LATENCY_BUCKETS
 )
 RUNS_PENDING = Gauge(
     "agent_runs_pending",

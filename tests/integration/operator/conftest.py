@@ -23,8 +23,8 @@ KOPF_PROGRESS = "shepherd.dev/reconcile"  # kopf's progress record of the handle
 
 @pytest.fixture(scope="session")
 def crd_installed(kube: Cluster) -> None:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
+    # (kubectl wait fails outright when it looks before the CRD has any conditions.)
+    kube.apply_crds(crd.CRD_PATH)
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,30 @@ class FakeKube:
         self.objects[key] = stored
         return Result(Outcome.OK, 200, copy.deepcopy(stored))
 
+    async def create(self, obj, plural, *, field_manager="shepherd"):
+        self.counts["POST"] += 1
+        meta = obj["metadata"]
+        if plural == "secrets":
+            key = (meta["namespace"], meta["name"])
+            if key in self.secrets:
+                return Result(Outcome.CONFLICT, 409, None, "already exists")
+            self.secrets[key] = dict(obj["data"])
+            return Result(Outcome.OK, 201, {"data": dict(obj["data"])})
+        raise NotImplementedError(plural)
+
+    async def patch(self, api_version, plural, namespace, name, body, *, field_manager="shepherd"):
+        """A JSON merge patch (dicts merge, None deletes)."""
+        self.counts["PATCH"] += 1
+        if plural == "secrets":
+            data = self.secrets.setdefault((namespace, name), {})
+            data.update(body.get("data") or {})
+            return Result(Outcome.OK, 200, {"data": dict(data)})
+        obj = self.objects.get((plural, namespace, name))
+        if obj is None:
+            return Result(Outcome.NOT_FOUND, 404, None)
+        _merge(obj, copy.deepcopy(body))
+        return Result(Outcome.OK, 200, copy.deepcopy(obj))
+
     async def delete(self, api_version, plural, namespace, name, uid):
         self.counts["DELETE"] += 1
         if self.objects.pop((plural, namespace, name), None) is None:
@@ -107,3 +131,13 @@ class FakeKube:
             "updatedReplicas": n,
             "availableReplicas": n,
         }
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value

@@ -97,13 +97,24 @@ def test_settings_reach_the_container():
     data = service_env.config_data(resource)
     assert data["AGENT_GRAPH"] == "team_agents.support:graph"
     assert data["AGENT_GRAPH_ID"] == "support"
-    assert data["REDIS_URL"] == "redis://demo-redis.team-a.svc:6379/0"
+    assert data["REDIS_KEY_PREFIX"] == "shepherd:team-a:demo"
+    assert "REDIS_URL" not in data  # it holds a password: in the container env, expanded by the kubelet
     assert data["LLM_FALLBACK_MODELS"] == "claude-haiku-4-5,claude-opus-4-1"
     assert data["LLM_TIMEOUT_SECONDS"] == "45.5"
     assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == service_env.COLLECTOR_LOCAL_ENDPOINT
     env = {e["name"]: e for e in service_env.container_env(resource)}
     assert env["ANTHROPIC_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "anthropic", "key": "api-key"}
     assert "value" not in env["ANTHROPIC_API_KEY"]
+    assert env["SHEPHERD_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-redis-auth",
+        "key": "agent",
+    }
+    names = list(env)
+    assert names.index("SHEPHERD_REDIS_PASSWORD") < names.index("REDIS_URL")  # expansion needs the order
+    assert env["REDIS_URL"]["value"] == (
+        "rediss://agent:$(SHEPHERD_REDIS_PASSWORD)@demo-redis.team-a.svc:6379/0"
+        "?ssl_ca_certs=/etc/shepherd/redis-tls/ca.crt"  # TLS on: the CA mounted from the cert Secret
+    )
 
 
 def test_external_redis_secret_url_and_no_statefulset():
@@ -144,13 +155,30 @@ def test_every_rendered_setting_is_one_the_service_reads(case):
     """The contract with agent_service.settings: no setting the service would silently ignore."""
     from agent_service.settings import Settings
 
-    known = {name.upper() for name in Settings.model_fields} | service_env.OTEL_SDK_VARIABLES
+    known = (
+        {name.upper() for name in Settings.model_fields}
+        | service_env.OTEL_SDK_VARIABLES
+        | service_env.EXPANSION_ONLY
+    )
     resource = make_resource(load_case(case))
     user = {e.name for e in resource.spec.env}
     rendered = set(service_env.config_data(resource)) | {
         e["name"] for e in service_env.container_env(resource)
     }
     assert rendered - user - known == set()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_variable_shepherd_sets_is_refused_in_spec_env(case):
+    """The CRD's refusal list is ``SPEC_FIELDS``: a rendered variable missing there could be
+    silently overridden by ``spec.env``."""
+    resource = make_resource(load_case(case))
+    user = {e.name for e in resource.spec.env}
+    rendered = set(service_env.config_data(resource)) | {
+        e["name"] for e in service_env.container_env(resource)
+    }
+    assert rendered - user <= set(service_env.SPEC_FIELDS)
+    assert not user & set(service_env.SPEC_FIELDS)
 
 
 def test_rendered_config_is_accepted_by_the_service():

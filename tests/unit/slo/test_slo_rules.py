@@ -52,10 +52,11 @@ def test_one_rule_set_per_distinct_window_not_per_resource() -> None:
         "shepherd-slo-30d",
         "shepherd-slo-30d-steps",
         "shepherd-llm",
+        "shepherd-redis",
     ]
     # 7 windows x 3 SLIs x (events, errors); 7 burn rates + 2 budget records + 3 SLIs x 4 burn
-    # alerts + no data; 2 step records; fallback record + 3 circuit/fallback alerts.
-    assert [len(g["rules"]) for g in one] == [42, 7 + 2 + 12 + 1, 2, 4]
+    # alerts + no data; 2 step records; fallback record + 3 circuit/fallback alerts; Redis memory.
+    assert [len(g["rules"]) for g in one] == [42, 7 + 2 + 12 + 1, 2, 4, 1]
     two = rule_groups(["30d", "7d"])
     assert [g["name"] for g in two] == [
         "shepherd-sli",
@@ -64,6 +65,7 @@ def test_one_rule_set_per_distinct_window_not_per_resource() -> None:
         "shepherd-slo-7d",
         "shepherd-slo-7d-steps",
         "shepherd-llm",
+        "shepherd-redis",
     ]
 
 
@@ -188,6 +190,7 @@ def test_all_alert_names() -> None:
         "ShepherdOperatorDown",
         "ShepherdPrometheusUnreachable",
         "ShepherdReconcileErrors",
+        "ShepherdRedisMemoryHigh",
         "ShepherdSLONoData",
         "ShepherdTTFTBudgetBurn",
     ]
