@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from agent_service.api.schemas import RunCreate
+from agent_service.observability.outcomes import classify_run, record_run
 from agent_service.observability.tracing import graph_callbacks
 from agent_service.serialization import now_iso, to_jsonable
 from agent_service.state import RedisSaver
@@ -188,6 +190,8 @@ class RunExecutor:
     async def _run(self, local: LocalRun, body: RunCreate, *, locked: bool, temporary: bool) -> None:
         run_id, thread_id = local.run["run_id"], local.run["thread_id"]
         status = "error"
+        failure: BaseException | None = None
+        accepted = time.monotonic()
         heartbeat = None
         try:
             if not locked:
@@ -213,13 +217,17 @@ class RunExecutor:
             local.result = {"__error__": timeout}
             local.publish("error", timeout)
         except Exception as error:
+            failure = error
             log.exception("run %s failed", run_id)
             local.result = {"__error__": _error_payload(error)}
             local.publish("error", _error_payload(error))
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
-            await self._settle(local, status, temporary=temporary and body.on_completion == "delete")
+            paused = await self._settle(local, status, temporary=temporary and body.on_completion == "delete")
+            # A run cancelled while the replica drains is lost to its caller (nothing resumes it).
+            outcome = classify_run(status, paused=paused, error=failure, lost=self.draining)
+            record_run(*outcome, time.monotonic() - accepted)
 
     async def _keep_lock(self, thread_id: str, run_id: str) -> None:
         while True:
@@ -261,15 +269,19 @@ class RunExecutor:
             async for namespace, mode, chunk in self.graph.astream(graph_input, config, **options):
                 emit(namespace, mode, chunk)
 
-    async def _settle(self, local: LocalRun, status: str, *, temporary: bool) -> None:
-        """Records the outcome; shielded so that a cancelled run still leaves a consistent record."""
+    async def _settle(self, local: LocalRun, status: str, *, temporary: bool) -> bool:
+        """Records the outcome; shielded so that a cancelled run still leaves a consistent record.
+
+        Returns whether the run stopped at an interrupt (paused, not finished)."""
         run_id, thread_id = local.run["run_id"], local.run["thread_id"]
+        paused = False
 
         async def record() -> None:
             state = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
             interrupts = {t.id: to_jsonable(list(t.interrupts)) for t in state.tasks if t.interrupts}
             # A run that ended normally with nodes still pending stopped at an interrupt
             # (interrupt() or interrupt_before); a cancelled run leaves the thread idle.
+            nonlocal paused
             paused = status == "success" and bool(interrupts or state.next)
             thread_status = "error" if status == "error" else "interrupted" if paused else "idle"
             if local.result is None or "__error__" not in local.result:
@@ -295,6 +307,7 @@ class RunExecutor:
                 await self.runs.unlock_thread(thread_id, run_id)
             local.finish()
             self.local.pop(run_id, None)
+        return paused
 
     async def delete_thread_state(self, thread_id: str) -> None:
         await self.saver.adelete_thread(thread_id)
