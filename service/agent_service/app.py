@@ -15,7 +15,7 @@ from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, health, runs, threads
+from agent_service.api import assistants, health, runs, threads, usage
 from agent_service.execution import RunExecutor, ServiceDrainingError, ThreadBusyError
 from agent_service.graphs.loader import load_graph
 from agent_service.llm import LLMError
@@ -71,9 +71,10 @@ def _middleware(settings: Settings) -> list[Middleware]:
 
 
 def _api_dependencies(settings: Settings) -> list[Depends]:
-    """Dependencies of every API route except the probes: auth first, then rate limits."""
+    """Dependencies of every API route except the probes: auth first, then rate limits, then the
+    spend gate of new runs."""
     # enforce_rate_limit depends on authenticate itself; FastAPI runs it once per request (cached).
-    return [Depends(authenticate), Depends(enforce_rate_limit)]
+    return [Depends(authenticate), Depends(enforce_rate_limit), Depends(usage.admit_run)]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -166,4 +167,6 @@ def create_app(settings: Settings) -> FastAPI:
     api_dependencies: Any = _api_dependencies(settings)
     for router in (assistants.router, threads.router, runs.thread_runs, runs.stateless_runs):
         app.include_router(router, dependencies=api_dependencies)
+    if settings.auth_enabled:  # without auth, GET /usage is on the loopback listener only (api/usage.py)
+        app.include_router(usage.router, dependencies=[*api_dependencies, Depends(usage.require_admin)])
     return app
