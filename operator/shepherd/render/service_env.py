@@ -29,12 +29,19 @@ RATE_LIMIT_USER_PER_MINUTE = "RATE_LIMIT_USER_PER_MINUTE"
 RATE_LIMIT_TENANT_PER_MINUTE = "RATE_LIMIT_TENANT_PER_MINUTE"
 TOKEN_BUDGET_PER_REQUEST = "TOKEN_BUDGET_PER_REQUEST"
 TOKEN_BUDGET_PER_DAY = "TOKEN_BUDGET_PER_DAY"
-COST_BUDGET_USD_PER_DAY = "COST_BUDGET_USD_PER_DAY"
+COST_BUDGET_USD_PER_DAY = "COST_BUDGET_USD_PER_DAY"  # per tenant
+SPEND_BUDGET_USD_PER_DAY = "SPEND_BUDGET_USD_PER_DAY"  # the deployment's, spec.costBudget
+SPEND_BUDGET_USD_PER_MONTH = "SPEND_BUDGET_USD_PER_MONTH"
+SPEND_BUDGET_ENFORCE = "SPEND_BUDGET_ENFORCE"
+USAGE_RETENTION_DAYS = "USAGE_RETENTION_DAYS"
+#: host:port of the listener serving GET /usage when auth is off (loopback: inside the Pod only).
+USAGE_LOCAL_ADDRESS = "USAGE_LOCAL_ADDRESS"
 AUTH_JWKS_URL = "AUTH_JWKS_URL"
 AUTH_JWT_SECRET = "AUTH_JWT_SECRET"
 AUTH_ISSUER = "AUTH_ISSUER"
 AUTH_AUDIENCE = "AUTH_AUDIENCE"
 AUTH_TENANT_CLAIM = "AUTH_TENANT_CLAIM"
+AUTH_ROLES_CLAIM = "AUTH_ROLES_CLAIM"
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 # The OpenTelemetry SDK's own standard variables (read by the SDK, not by agent_service.settings).
@@ -74,17 +81,26 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         CIRCUIT_RECOVERY_SECONDS: _num(spec.circuit_breaker.recovery_timeout_seconds),
         CIRCUIT_HALF_OPEN_PROBES: str(spec.circuit_breaker.half_open_max_calls),
         OTEL_SERVICE_NAME: resource.name,
+        USAGE_RETENTION_DAYS: str(spec.usage.retention_days),
+        # Used only without auth; with auth, GET /usage is on the API port for the admin role.
+        USAGE_LOCAL_ADDRESS: f"127.0.0.1:{spec.usage.local_port}",
     }
+    cost = spec.cost_budget
     optional = {
         RATE_LIMIT_USER_PER_MINUTE: spec.rate_limits.per_user_per_minute,
         RATE_LIMIT_TENANT_PER_MINUTE: spec.rate_limits.per_tenant_per_minute,
         TOKEN_BUDGET_PER_REQUEST: spec.token_budget.max_tokens_per_request,
         TOKEN_BUDGET_PER_DAY: spec.token_budget.tokens_per_day,
-        COST_BUDGET_USD_PER_DAY: spec.token_budget.usd_per_day,
+        COST_BUDGET_USD_PER_DAY: cost.tenant_usd_per_day or spec.token_budget.usd_per_day,
+        SPEND_BUDGET_USD_PER_DAY: cost.usd_per_day,
+        SPEND_BUDGET_USD_PER_MONTH: cost.usd_per_month,
     }
     data.update({k: _num(v) for k, v in optional.items() if v is not None})
+    if cost.enforce:
+        data[SPEND_BUDGET_ENFORCE] = "true"
     if spec.auth is not None:
         data[AUTH_TENANT_CLAIM] = spec.auth.tenant_claim
+        data[AUTH_ROLES_CLAIM] = spec.auth.roles_claim
         if spec.auth.jwks_url:
             data[AUTH_JWKS_URL] = spec.auth.jwks_url
         if spec.auth.issuer:

@@ -22,6 +22,9 @@ adds samples here, never rules. Exported series (all gauges; the operator must b
     1 per model; ``role`` is ``primary`` or ``fallback`` (joined by the fallback-rate rule).
 ``shepherd_slo_policy_step_percent{namespace, agentdeployment, step, action}``
     ``consumedPercent`` of each error-budget policy step (dashboards draw them as thresholds).
+``shepherd_slo_cost_budget_usd{namespace, agentdeployment, period}``
+    ``spec.costBudget`` in USD per ``period`` (``day``: ``usdPerDay``, ``month``: ``usdPerMonth``);
+    only the periods that are set (the spend rules join on it).
 
 Usage in the operator::
 
@@ -56,6 +59,9 @@ from .windows import format_duration, parse_duration
 HTTP_LATENCY_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 )  # fmt: skip
+#: The latency SLI is the run's duration (agent_run_duration_seconds): the HTTP buckets up to the
+#: default run timeout.
+RUN_DURATION_BUCKETS: tuple[float, ...] = (*HTTP_LATENCY_BUCKETS, 300, 600)
 TTFT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
 #: Events needed in a burn-rate alert's long window before it may fire (``spec.slo.minEvents``
 #: overrides it): 1 failure out of 2 requests must not page.
@@ -88,6 +94,10 @@ _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shepherd_slo_policy_step_percent": (
         "consumedPercent of each error-budget policy step.",
         ("namespace", "agentdeployment", "step", "action"),
+    ),
+    "shepherd_slo_cost_budget_usd": (
+        "LLM cost budget in USD per period (day, month).",
+        ("namespace", "agentdeployment", "period"),
     ),
 }
 
@@ -206,7 +216,7 @@ def fleet_slo_windows(resources: Iterable[Any]) -> list[str]:
 def resource_objectives(
     resource: Mapping[str, Any] | Any,
     *,
-    latency_buckets: Iterable[float] = HTTP_LATENCY_BUCKETS,
+    latency_buckets: Iterable[float] = RUN_DURATION_BUCKETS,
     ttft_buckets: Iterable[float] = TTFT_BUCKETS,
     min_events: int = DEFAULT_MIN_EVENTS,
 ) -> tuple[list[Sample], list[str]]:
@@ -230,7 +240,7 @@ def resource_objectives(
     if slo.get("availability"):
         objectives.append(("availability", slo["availability"], (), ""))
     if slo.get("latency"):
-        objectives.append(("latency", slo["latency"], latency_buckets, "agent_http_request_duration_seconds"))
+        objectives.append(("latency", slo["latency"], latency_buckets, "agent_run_duration_seconds"))
     if slo.get("ttft"):
         objectives.append(("ttft", slo["ttft"], ttft_buckets, "agent_ttft_seconds"))
     if not objectives:
@@ -263,7 +273,17 @@ def resource_objectives(
     for index, step in enumerate(steps):
         labels = {**scope, "step": str(index), "action": str(step["action"])}
         samples.append(Sample("shepherd_slo_policy_step_percent", labels, float(step["consumedPercent"])))
+    samples.extend(_cost_budget(scope, spec.get("costBudget") or {}))
     return samples, notes
+
+
+def _cost_budget(scope: dict[str, str], budget: Mapping[str, Any]) -> list[Sample]:
+    periods = {"day": budget.get("usdPerDay"), "month": budget.get("usdPerMonth")}
+    return [
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": period}, float(usd))
+        for period, usd in periods.items()
+        if usd
+    ]
 
 
 def fleet_objectives(resources: Iterable[Mapping[str, Any] | Any], **kwargs: Any) -> Objectives:

@@ -40,6 +40,11 @@ SERVICE_METRICS = {
     "agent_circuit_state",
     "agent_rate_limited_total",
     "agent_token_budget_exhausted_total",
+    "agent_runs_total",
+    "agent_run_duration_seconds_bucket",
+    "agent_run_duration_seconds_count",
+    "agent_runs_pending",
+    "agent_runs_running",
 }
 OPERATOR_METRICS = {
     "shepherd_reconcile_total",
@@ -49,8 +54,9 @@ OPERATOR_METRICS = {
 }
 PROMQL_WORDS = {
     "sum", "max", "min", "by", "rate", "increase", "histogram_quantile", "and", "on", "or", "bool",
+    "sum_over_time",
     "vector", "le", "namespace", "agentdeployment", "sli", "code", "model", "outcome", "kind", "scope",
-    "circuit", "step", "action", "role", "window", "slo_window",
+    "circuit", "step", "action", "role", "window", "slo_window", "reason", "period", "route", "method",
 }  # fmt: skip
 
 

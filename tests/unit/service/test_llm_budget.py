@@ -39,7 +39,9 @@ def test_estimate_errs_high_for_short_texts() -> None:
 
 
 async def test_without_redis_only_the_request_limit_applies() -> None:
-    budget = TokenBudget(BudgetPolicy(tokens_per_day=1, deployment_usd_per_day=0.01, enforce=True), redis=None)
+    budget = TokenBudget(
+        BudgetPolicy(tokens_per_day=1, deployment_usd_per_day=0.01, enforce=True), redis=None
+    )
     await budget.admit("acme")
     async with budget.reserve(RequestContext(tenant="acme"), Estimate(10**6, 1000, ("claude-opus-4-1",))):
         pass
