@@ -108,8 +108,8 @@ class Settings(BaseSettings):
         default=90, ge=1, le=3660, description="Days the per-tenant usage counters are kept."
     )
     usage_local_address: str = Field(
-        default="127.0.0.1:8082",
-        description="Without auth, GET /usage is served only on this host:port (loopback); empty = off.",
+        default="",
+        description="Without auth, GET /usage is served only on this host:port (the operator: loopback).",
     )
 
     # --- security (agent_service/security) ---------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator, Generator
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +37,7 @@ from agent_service.usage import UsageStore, totals
 
 #: Route templates of the POSTs that start runs (thread or stateless; background, wait, stream, batch).
 RUN_STARTING_ROUTE = re.compile(r"^(/threads/\{thread_id\})?/runs(/wait|/stream|/batch)?$")
+log = logging.getLogger(__name__)
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 
@@ -132,6 +134,14 @@ def create_usage_app(settings: Settings) -> FastAPI:
     return app
 
 
+async def _serve(server: uvicorn.Server, address: str) -> None:
+    """Serve until told to stop; a listener that cannot start must not take the API down with it."""
+    try:
+        await server.serve()
+    except (OSError, SystemExit):  # uvicorn exits when it cannot bind
+        log.error("GET /usage is not served: cannot listen on %s", address)
+
+
 class _Listener(uvicorn.Server):
     """A second server in the same process: the main server owns the signals (drain on SIGTERM)."""
 
@@ -151,7 +161,7 @@ async def local_usage_listener(settings: Settings) -> AsyncIterator[None]:
         create_usage_app(settings), host=host, port=int(port), log_config=None, access_log=False
     )
     server = _Listener(config)
-    task = asyncio.create_task(server.serve(), name="usage-listener")
+    task = asyncio.create_task(_serve(server, settings.usage_local_address), name="usage-listener")
     try:
         yield
     finally:
