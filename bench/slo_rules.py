@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shepherd.slo.rules import fmt_number, rule_groups
+from shepherd.slo.rules import availability_exprs, fmt_number, rule_groups
 from shepherd.slo.windows import format_duration, parse_duration, scale_windows
 
 NAMESPACE = "bench"
@@ -32,16 +32,14 @@ def bench_resources(
     latency_target: float = 99,
     threshold: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """N AgentDeployment-like dicts with the same SLO, for ObjectivesCollector."""
+    """N AgentDeployment-like dicts with the same SLO and cost budget, for ObjectivesCollector."""
     slo = {
         "window": slo_window,
         "availability": {"target": target},
         "latency": {"target": latency_target, "thresholdSeconds": threshold},
     }
-    return [
-        {"metadata": {"namespace": NAMESPACE, "name": resource_name(i)}, "spec": {"slo": slo}}
-        for i in range(n)
-    ]
+    spec = {"slo": slo, "costBudget": {"usdPerDay": 100, "usdPerMonth": 2000}}
+    return [{"metadata": {"namespace": NAMESPACE, "name": resource_name(i)}, "spec": spec} for i in range(n)]
 
 
 def fleet_rule_groups(slo_window: str = "30d") -> list[dict[str, Any]]:
@@ -60,23 +58,21 @@ def per_resource_rule_groups(
     """The Sloth/Pyrra way: per resource and SLI, literal selectors and thresholds.
 
     Per SLO: one error-ratio rule per window, Pyrra's full-window ``increase()`` ratio, and the
-    four multiwindow burn-rate alerts.
+    four multiwindow burn-rate alerts. The SLIs are the fleet set's (runs and non-run requests,
+    run duration) with literal selectors.
     """
     ws = scale_windows(parse_duration(slo_window))
     groups = []
     for i in range(n):
         sel = f'namespace="{NAMESPACE}", agentdeployment="{resource_name(i)}"'
+        events, errors = availability_exprs("WINDOW", matchers=sel)
         slis = {
-            "availability": (
-                target,
-                f'sum(rate(agent_http_requests_total{{{sel}, code=~"5.."}}[WINDOW]))',
-                f"sum(rate(agent_http_requests_total{{{sel}}}[WINDOW]))",
-            ),
+            "availability": (target, errors, events),
             "latency": (
                 latency_target,
-                f"sum(rate(agent_http_request_duration_seconds_count{{{sel}}}[WINDOW])) - sum(rate("
-                f'agent_http_request_duration_seconds_bucket{{{sel}, le="{latency_le}"}}[WINDOW]))',
-                f"sum(rate(agent_http_request_duration_seconds_count{{{sel}}}[WINDOW]))",
+                f"sum(rate(agent_run_duration_seconds_count{{{sel}}}[WINDOW])) - sum(rate("
+                f'agent_run_duration_seconds_bucket{{{sel}, le="{latency_le}"}}[WINDOW]))',
+                f"sum(rate(agent_run_duration_seconds_count{{{sel}}}[WINDOW]))",
             ),
         }
         rules: list[dict[str, Any]] = []

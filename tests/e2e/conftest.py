@@ -5,6 +5,7 @@ and background traffic against every bridged agent Pod."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -136,6 +137,22 @@ def operator_process(
         },
     )
     return operator, {"targets": [f"127.0.0.1:{port}"], "labels": {"job": "shepherd-operator"}}
+
+
+QUESTION = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}}
+#: The provider's total outage: every call answered 529 (overloaded).
+OUTAGE = {"kind": "status", "status": 529, "times": 1_000_000}
+
+
+def ask_wait_or_stream(http: httpx.Client, pod: BridgedPod) -> int:
+    """One run, waited on or streamed (half each): the status code of its HTTP answer."""
+    url = f"http://127.0.0.1:{pod.port}"
+    if uuid.uuid4().int % 2:
+        return http.post(f"{url}/runs/wait", json=QUESTION).status_code
+    with http.stream("POST", f"{url}/runs/stream", json={**QUESTION, "stream_mode": ["values"]}) as response:
+        for _ in response.iter_bytes():
+            pass
+        return response.status_code
 
 
 class Traffic:

@@ -18,35 +18,27 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness.cluster import Cluster
-from tests.harness.podbridge import BridgedPod, PodBridge
+from tests.harness.podbridge import PodBridge
 from tests.harness.processes import wait_until as harness_wait_until
 from tests.harness.prometheus import PrometheusServer
 
-from .conftest import Traffic, agent_manifest, agent_namespace, cond, operator_process
+from .conftest import (
+    OUTAGE,
+    Traffic,
+    agent_manifest,
+    agent_namespace,
+    ask_wait_or_stream,
+    cond,
+    operator_process,
+)
 
 NAME = "helpline"
 IMAGE = "registry.test/helpline:{}"
-QUESTION = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}}
-OUTAGE = {"kind": "status", "status": 529, "times": 1_000_000}
-
-
-def ask(http: httpx.Client, pod: BridgedPod) -> int:
-    """One run, waited on or streamed (half each): the status code of its HTTP answer."""
-    url = f"http://127.0.0.1:{pod.port}"
-    if uuid.uuid4().int % 2:
-        return http.post(f"{url}/runs/wait", json=QUESTION).status_code
-    with http.stream("POST", f"{url}/runs/stream", json={**QUESTION, "stream_mode": ["values"]}) as response:
-        for _ in response.iter_bytes():
-            pass
-        return response.status_code
 
 
 def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
@@ -69,7 +61,7 @@ def test_an_llm_outage_freezes_rollouts_and_the_recovery_lifts_the_freeze(
     ns = agent_namespace(kube, "outage")
     operator, operator_target = operator_process(kube, ns, prom, tmp_path)
     bridge = PodBridge(kube, ns, tmp_path / "pods", prometheus=prom, extra_targets=[operator_target])
-    traffic = Traffic(bridge, ask, workers=6)
+    traffic = Traffic(bridge, ask_wait_or_stream, workers=6)
     scope = f'namespace="{ns}", agentdeployment="{NAME}"'
 
     def agd() -> dict[str, Any]:

@@ -140,3 +140,15 @@ def _raised_in_tool(traceback: TracebackType | None) -> bool:
             return True
         traceback = traceback.tb_next
     return False
+
+
+def _export_every_outcome() -> None:
+    """Every (outcome, reason) series at 0 from the start: rate() sees the first failed run at
+    once, instead of one scrape later when a new series would only start."""
+    for outcome in ("success", "interrupted", "cancelled", "refused"):
+        RUNS.labels(outcome, "")
+    for reason in REASONS:
+        RUNS.labels("timeout" if reason == "timeout" else "error", reason)
+
+
+_export_every_outcome()

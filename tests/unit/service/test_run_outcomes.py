@@ -179,3 +179,13 @@ def test_record_run_counts_every_run_and_times_only_sli_events() -> None:
         "agent_run_duration_seconds_bucket", {"le": "120.0"}
     )
     assert slow == before["slow"] + 1, "200 s falls in the (120, 300] bucket"
+
+
+def test_every_outcome_and_reason_is_exported_before_the_first_run() -> None:
+    """So that rate() sees the first failure at once (a series that appears with it would not)."""
+    for outcome, reason in [("success", ""), ("cancelled", ""), ("timeout", "timeout")] + [
+        ("error", r) for r in REASONS if r != "timeout"
+    ]:
+        assert (
+            REGISTRY.get_sample_value("agent_runs_total", {"outcome": outcome, "reason": reason}) is not None
+        )
