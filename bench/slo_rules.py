@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shepherd.slo.rules import availability_exprs, fmt_number, rule_groups
+from shepherd.slo.rules import fmt_number, rule_groups
 from shepherd.slo.windows import format_duration, parse_duration, scale_windows
 
 NAMESPACE = "bench"
@@ -58,16 +58,19 @@ def per_resource_rule_groups(
     """The Sloth/Pyrra way: per resource and SLI, literal selectors and thresholds.
 
     Per SLO: one error-ratio rule per window, Pyrra's full-window ``increase()`` ratio, and the
-    four multiwindow burn-rate alerts. The SLIs are the fleet set's (runs and non-run requests,
-    run duration) with literal selectors.
+    four multiwindow burn-rate alerts. Availability counts runs only (the fleet set also counts
+    non-run requests), latency is the run duration: what a Sloth user would write for runs.
     """
     ws = scale_windows(parse_duration(slo_window))
     groups = []
     for i in range(n):
         sel = f'namespace="{NAMESPACE}", agentdeployment="{resource_name(i)}"'
-        events, errors = availability_exprs("WINDOW", matchers=sel)
         slis = {
-            "availability": (target, errors, events),
+            "availability": (
+                target,
+                f'sum(rate(agent_runs_total{{{sel}, outcome=~"error|timeout"}}[WINDOW]))',
+                f'sum(rate(agent_runs_total{{{sel}, outcome=~"success|interrupted|error|timeout"}}[WINDOW]))',
+            ),
             "latency": (
                 latency_target,
                 f"sum(rate(agent_run_duration_seconds_count{{{sel}}}[WINDOW])) - sum(rate("

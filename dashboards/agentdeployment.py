@@ -51,7 +51,7 @@ def http(extra: str = "") -> str:
 
 BAD = http(', code=~"5.."')
 RUN_FAILURES = f'agent_runs_total{{{SEL}, outcome=~"error|timeout"}}'
-AVAILABILITY_EVENTS, AVAILABILITY_ERRORS = availability_exprs(RATE[1:-1], matchers=SEL)
+AVAILABILITY_EVENTS, AVAILABILITY_BAD = availability_exprs(RATE[1:-1], matchers=SEL)
 SPEND_FACTORS = sorted({row.factor for row in SPEND_BURN})
 
 
@@ -111,7 +111,10 @@ def slo_panels() -> list[list[tuple[object, int, int]]]:
         "Share of good events against the objective: runs that ended success or interrupted (error "
         "and timeout are bad, whatever their HTTP status; cancelled runs are no events) and "
         "requests without a run not answered with a 5xx.",
-        query(f"1 - (\n{AVAILABILITY_ERRORS}\n)\n/\n{AVAILABILITY_EVENTS}", "availability"),
+        query(
+            f"1 - (\n({AVAILABILITY_BAD}) or 0 * {AVAILABILITY_EVENTS}\n)\n/\n{AVAILABILITY_EVENTS}",
+            "availability",
+        ),
         query(objective("availability"), "objective"),
         unit="percentunit",
     )

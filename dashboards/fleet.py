@@ -41,7 +41,7 @@ WORST_BURN = f"max by ({BY}) (shepherd:slo_burn_rate{{{SEL}}})"
 FREEZE = f"max by ({BY}) ({FREEZE_METRIC}{{{SEL}}})"
 FAILED_RUNS = f'sum by ({BY}) (rate(agent_runs_total{{{SEL}, outcome=~"error|timeout"}}[5m]))'
 DAY_SPEND_BURN = f'max by ({BY}) (shepherd:spend_burn_rate{{{SEL}, period="day", window="1h"}})'
-EVENTS, ERRORS = availability_exprs("$__rate_interval", matchers=SEL)
+EVENTS, BAD = availability_exprs("$__rate_interval", matchers=SEL)
 
 
 def overview_table():
@@ -114,7 +114,7 @@ def board() -> db.Dashboard:
         "Availability",
         "Share of good events: runs that ended success or interrupted, and requests without a run "
         "not answered with a 5xx.",
-        query(f"1 - (\n{ERRORS}\n)\n/\n{EVENTS}", WHO),
+        query(f"1 - (\n({BAD}) or 0 * {EVENTS}\n)\n/\n{EVENTS}", WHO),
         unit="percentunit",
     )
     reasons = graph(

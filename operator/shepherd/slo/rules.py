@@ -64,9 +64,8 @@ Groups
     (``1 - ratio / (1 - target)``, negative once overspent) and
     ``shepherd:slo_run_failures:ratio{reason}``, the share of the availability events that were
     runs failed for that reason over the SLO window (they add up to the runs' part of the error
-    ratio). The
-    budget watcher reads these names and ``shepherd:slo_burn_rate`` for the whole fleet in a
-    fixed number of queries.
+    ratio). The budget watcher reads these names and ``shepherd:slo_burn_rate`` for the whole
+    fleet in a fixed number of queries.
 
 ``shepherd-spend`` and ``shepherd-spend-steps`` (independent of SLO windows)
     Spend against ``spec.costBudget`` (``shepherd_slo_cost_budget_usd{period}``, period ``day``
@@ -316,7 +315,8 @@ def run_failures_record(window: timedelta) -> str:
 
 def availability_exprs(window: str, *, matchers: str = "", http_selector: str = "") -> tuple[str, str]:
     """Availability events and bad events per second over ``window`` (a PromQL duration, or a
-    Grafana variable such as ``$__rate_interval``), summed by (namespace, agentdeployment).
+    Grafana variable such as ``$__rate_interval``), summed by (namespace, agentdeployment). A
+    resource without bad series has no bad-events result: callers add ``or 0 * <events>``.
 
     ``matchers`` go on every series (a board's variables), ``http_selector`` on the HTTP ones only.
     Which series are events: see the module docstring.
@@ -344,8 +344,7 @@ def availability_exprs(window: str, *, matchers: str = "", http_selector: str = 
         union = "\n  or\n  ".join(f"rate({selector}[{window}])" for selector in selectors)
         return f"sum by ({_BY}) (\n  {union}\n)"
 
-    # No bad series yet must read as zero errors, not as "no data".
-    return total(events), f"{total(bad)}\nor\n0 * {total(events)}"
+    return total(events), total(bad)
 
 
 def _threshold(sli: SLI, window: timedelta) -> tuple[str, str]:
@@ -363,7 +362,10 @@ def _threshold(sli: SLI, window: timedelta) -> tuple[str, str]:
 
 def _sli_rules(sli: SLI, window: timedelta, config: RuleConfig) -> list[dict[str, Any]]:
     if sli is AVAILABILITY:
-        events, errors = availability_exprs(format_duration(window), http_selector=config.http_selector)
+        events, bad = availability_exprs(format_duration(window), http_selector=config.http_selector)
+        # No bad series yet must read as zero errors, not as "no data". The events were recorded
+        # by the rule before this one: rules of a group run in order and see earlier results.
+        errors = f'{bad}\nor\n0 * sum by ({_BY}) ({events_record(window)}{{sli="{sli.name}"}})'
     else:
         events, errors = _threshold(sli, window)
     labels = {"sli": sli.name}
