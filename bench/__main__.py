@@ -24,6 +24,8 @@ BENCHMARKS = (
     "freeze_reaction",
     "secret_rotation",
     "input_limits",
+    "outage_freeze",
+    "spend_overshoot",
 )
 
 

@@ -307,6 +307,75 @@ class TokenBudget(_Model):
     )
 
 
+class CostBudget(_Model):
+    """LLM spend as an objective: budgets for the whole deployment, and a per-tenant limit.
+
+    The deployment budgets drive status.spend, the board and the ShepherdSpendBudgetBurn alerts;
+    with `enforce` they are also limits: once the UTC day's or the calendar month's budget is
+    spent, new runs are refused with 429, and every model call reserves its worst-case cost
+    before it is sent so concurrent runs cannot overshoot it. Refusals are not bad SLI events.
+    """
+
+    usd_per_day: float | None = Field(
+        default=None, gt=0, le=10_000_000, description="Budget of the deployment per UTC day, in USD."
+    )
+    usd_per_month: float | None = Field(
+        default=None, gt=0, le=100_000_000, description="Budget of the deployment per calendar month (UTC)."
+    )
+    tenant_usd_per_day: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="Limit per tenant per UTC day, in USD: always enforced (429), whatever `enforce` says.",
+    )
+    enforce: bool = Field(
+        default=False,
+        description="Refuse new runs (429) once usdPerDay or usdPerMonth is spent; false: objectives only.",
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.usdPerDay) || !has(self.usdPerMonth) || self.usdPerMonth >= self.usdPerDay",
+                    "costBudget.usdPerMonth must be >= costBudget.usdPerDay",
+                    ".usdPerMonth",
+                ),
+                _cel(
+                    "!self.enforce || has(self.usdPerDay) || has(self.usdPerMonth)",
+                    "costBudget.enforce needs costBudget.usdPerDay or costBudget.usdPerMonth",
+                    ".enforce",
+                ),
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CostBudget:
+        day, month = self.usd_per_day, self.usd_per_month
+        if day is not None and month is not None and month < day:
+            raise ValueError("costBudget.usdPerMonth must be >= costBudget.usdPerDay")
+        if self.enforce and day is None and month is None:
+            raise ValueError("costBudget.enforce needs costBudget.usdPerDay or costBudget.usdPerMonth")
+        return self
+
+
+class Usage(_Model):
+    """Per-tenant usage counters (runs, tokens, cost per UTC day) behind GET /usage."""
+
+    retention_days: int = Field(
+        default=90, ge=1, le=3660, description="Days a day's counters are kept in Redis (1-3660)."
+    )
+    local_port: int = Field(
+        default=8082,
+        ge=1024,
+        le=65535,
+        description=(
+            "Without spec.auth, GET /usage is served only here, on 127.0.0.1 inside the Pod "
+            "(kubectl port-forward); with auth it is on the API port for the admin role."
+        ),
+    )
+
+
 class Auth(_Model):
     """JWT authentication of API callers. Omit the whole block to run without auth."""
 
@@ -328,6 +397,15 @@ class Auth(_Model):
     tenant_claim: str = Field(
         default="tenant",
         description="Claim naming the caller's tenant (rate limits, budgets).",
+        min_length=1,
+        max_length=128,
+    )
+    roles_claim: str = Field(
+        default="roles",
+        description=(
+            "Claim holding the caller's roles (a list, or a space- or comma-separated string); "
+            "`admin` among them may read GET /usage of every tenant."
+        ),
         min_length=1,
         max_length=128,
     )
@@ -651,9 +729,15 @@ class Slo(_Model):
     )
     availability: Objective = Field(
         default_factory=lambda: Objective(target=99.5),
-        description="Share of requests not answered with 5xx (4xx count as good).",
+        description=(
+            "Share of good events: runs that end success or interrupted (error and timeout are bad, "
+            "cancelled runs do not count) and requests without a run not answered with a 5xx "
+            "(4xx, 429 included, are good)."
+        ),
     )
-    latency: LatencyObjective | None = Field(default=None, description="Request latency objective.")
+    latency: LatencyObjective | None = Field(
+        default=None, description="Run latency objective: accepted to finished, queue wait included."
+    )
     ttft: LatencyObjective | None = Field(default=None, description="Time-to-first-streamed-token objective.")
     min_events: int | None = Field(
         default=None,
@@ -995,6 +1079,10 @@ class AgentDeploymentSpec(_Model):
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits, description="Request and token rate limits.")
     token_budget: TokenBudget = Field(default_factory=TokenBudget, description="LLM spend guards.")
+    cost_budget: CostBudget = Field(
+        default_factory=CostBudget, description="LLM spend as an SLO, optionally enforced."
+    )
+    usage: Usage = Field(default_factory=Usage, description="Usage counters and GET /usage.")
     auth: Auth | None = Field(default=None, description="JWT authentication; off when omitted.")
     redis: RedisSpec = Field(
         default_factory=lambda: RedisSpec(managed=ManagedRedis()),
@@ -1050,6 +1138,12 @@ class AgentDeploymentSpec(_Model):
                     "slo.ttft.thresholdSeconds must be <= slo.latency.thresholdSeconds",
                     ".slo",
                 ),
+                _cel(
+                    "!has(self.tokenBudget) || !has(self.tokenBudget.usdPerDay) || !has(self.costBudget) "
+                    "|| !has(self.costBudget.tenantUsdPerDay)",
+                    "set costBudget.tenantUsdPerDay or tokenBudget.usdPerDay (the same limit), not both",
+                    ".costBudget.tenantUsdPerDay",
+                ),
             ]
         }
     )
@@ -1065,6 +1159,10 @@ class AgentDeploymentSpec(_Model):
         lat, ttft = self.slo.latency, self.slo.ttft
         if lat is not None and ttft is not None and ttft.threshold_seconds > lat.threshold_seconds:
             raise ValueError("slo.ttft.thresholdSeconds must be <= slo.latency.thresholdSeconds")
+        if self.token_budget.usd_per_day is not None and self.cost_budget.tenant_usd_per_day is not None:
+            raise ValueError(
+                "set costBudget.tenantUsdPerDay or tokenBudget.usdPerDay (the same limit), not both"
+            )
         return self
 
 
@@ -1236,6 +1334,20 @@ class CircuitStatus(_Model):
     since: str | None = Field(default=None, description="When it entered this state (RFC 3339).")
 
 
+class SpendStatus(_Model):
+    """LLM spend as Prometheus last saw it (agent_llm_cost_usd_total, at the budget step's resolution)."""
+
+    today_usd: float | None = Field(default=None, description="Spent since 00:00 UTC, in USD.")
+    month_usd: float | None = Field(default=None, description="Spent since the 1st of the month (UTC).")
+    today_percent: float | None = Field(
+        default=None, description="todayUsd in percent of costBudget.usdPerDay."
+    )
+    month_percent: float | None = Field(
+        default=None, description="monthUsd in percent of costBudget.usdPerMonth."
+    )
+    evaluated_at: str | None = Field(default=None, description="When Prometheus was read (RFC 3339).")
+
+
 class AgentDeploymentStatus(_Model):
     """Observed state, written only by the operator."""
 
@@ -1252,6 +1364,7 @@ class AgentDeploymentStatus(_Model):
     released: Release | None = Field(default=None, description="The release that runs.")
     pending: Release | None = Field(default=None, description="A change held back (e.g. by a freeze).")
     error_budget: ErrorBudgetStatus | None = Field(default=None, description="Error budget.")
+    spend: SpendStatus | None = Field(default=None, description="LLM spend against spec.costBudget.")
     freeze: FreezeStatus | None = Field(default=None, description="Rollout freeze.")
     circuits: list[CircuitStatus] = Field(default_factory=list, description="LLM circuits.")
     circuits_summary: str | None = Field(default=None, description="e.g. `closed` or `1/3 open` (CIRCUITS).")

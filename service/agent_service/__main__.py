@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
+from agent_service.api.usage import local_usage_listener
 from agent_service.app import create_app, drain
 from agent_service.observability.logging import configure_logging
 from agent_service.observability.tracing import configure_tracing
@@ -32,6 +34,10 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.app = app
         self._drain_task: asyncio.Task | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        async with local_usage_listener(self.app.state.settings):  # GET /usage when auth is off
+            await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig != signal.SIGTERM or self._drain_task is not None or self.should_exit:

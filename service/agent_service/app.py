@@ -15,7 +15,7 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, crons, health, runs, threads
+from agent_service.api import assistants, crons, health, runs, threads, usage
 from agent_service.graphs.loader import load_graphs
 from agent_service.llm import LLMError
 from agent_service.observability.logging import RequestContextMiddleware
@@ -78,9 +78,15 @@ def _middleware(settings: Settings) -> list[Middleware]:
 
 def _api_dependencies(settings: Settings) -> list[Depends]:
     """Dependencies of every API route except the probes: auth first, then rate limits, then the
-    input limits the body is parsed with (dependencies run before FastAPI reads the body)."""
+    input limits the body is parsed with (dependencies run before FastAPI reads the body), then the
+    spend gate of new runs."""
     # enforce_rate_limit depends on authenticate itself; FastAPI runs it once per request (cached).
-    return [Depends(authenticate), Depends(enforce_rate_limit), Depends(apply_input_limits)]
+    return [
+        Depends(authenticate),
+        Depends(enforce_rate_limit),
+        Depends(apply_input_limits),
+        Depends(usage.admit_run),
+    ]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -201,4 +207,6 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router, dependencies=api_dependencies)
     if settings.auth_enabled:
         _install_docs(app, api_dependencies)
+        # Without auth, GET /usage is on the loopback listener only (api/usage.py).
+        app.include_router(usage.router, dependencies=[*api_dependencies, Depends(usage.require_admin)])
     return app

@@ -134,6 +134,24 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="USD per tenant per UTC day; 0 = none."
     )
 
+    # --- spend and usage (agent_service/llm/budget.py, agent_service/usage.py) ---------------
+    spend_budget_usd_per_day: float = Field(
+        default=0.0, ge=0, description="The deployment's USD per UTC day (costBudget); 0 = none."
+    )
+    spend_budget_usd_per_month: float = Field(
+        default=0.0, ge=0, description="The deployment's USD per calendar month (UTC); 0 = none."
+    )
+    spend_budget_enforce: bool = Field(
+        default=False, description="Refuse runs and model calls (429) once a deployment budget is spent."
+    )
+    usage_retention_days: int = Field(
+        default=90, ge=1, le=3660, description="Days the per-tenant usage counters are kept."
+    )
+    usage_local_address: str = Field(
+        default="",
+        description="Without auth, GET /usage is served only on this host:port (the operator: loopback).",
+    )
+
     # --- security (agent_service/security) ---------------------------------------------------
     auth_jwt_secret: SecretStr | None = Field(
         default=None, description="HS256 secret (32+ bytes); enables auth."
@@ -144,6 +162,9 @@ class Settings(BaseSettings):
     auth_issuer: str | None = Field(default=None, description="Required `iss` (mandatory with JWKS).")
     auth_audience: str | None = Field(default=None, description="Required `aud` (mandatory with JWKS).")
     auth_tenant_claim: str = Field(default="tenant", description="Claim naming the caller's tenant.")
+    auth_roles_claim: str = Field(
+        default="roles", description="Claim with the caller's roles; `admin` may read GET /usage."
+    )
     rate_limit_user_per_minute: int = Field(
         default=0, ge=0, description="Requests per user per minute; 0 = off."
     )
@@ -185,6 +206,14 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("usage_local_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"must be host:port (e.g. 127.0.0.1:8082) or empty, got {value!r}")
         return value
 
     @field_validator("log_level")

@@ -65,7 +65,14 @@ RATE_LIMIT_USER_PER_MINUTE = _var("RATE_LIMIT_USER_PER_MINUTE", "spec.rateLimits
 RATE_LIMIT_TENANT_PER_MINUTE = _var("RATE_LIMIT_TENANT_PER_MINUTE", "spec.rateLimits.perTenantPerMinute")
 TOKEN_BUDGET_PER_REQUEST = _var("TOKEN_BUDGET_PER_REQUEST", "spec.tokenBudget.maxTokensPerRequest")
 TOKEN_BUDGET_PER_DAY = _var("TOKEN_BUDGET_PER_DAY", "spec.tokenBudget.tokensPerDay")
-COST_BUDGET_USD_PER_DAY = _var("COST_BUDGET_USD_PER_DAY", "spec.tokenBudget.usdPerDay")
+COST_BUDGET_USD_PER_DAY = _var("COST_BUDGET_USD_PER_DAY", "spec.tokenBudget.usdPerDay")  # per tenant
+# The deployment's own spend budget (spec.costBudget).
+SPEND_BUDGET_USD_PER_DAY = _var("SPEND_BUDGET_USD_PER_DAY", "spec.costBudget.usdPerDay")
+SPEND_BUDGET_USD_PER_MONTH = _var("SPEND_BUDGET_USD_PER_MONTH", "spec.costBudget.usdPerMonth")
+SPEND_BUDGET_ENFORCE = _var("SPEND_BUDGET_ENFORCE", "spec.costBudget.enforce")
+USAGE_RETENTION_DAYS = _var("USAGE_RETENTION_DAYS", "spec.usage.retentionDays")
+#: host:port of the listener serving GET /usage when auth is off (loopback: inside the Pod only).
+USAGE_LOCAL_ADDRESS = _var("USAGE_LOCAL_ADDRESS", "spec.usage.localPort")
 MAX_REQUEST_BODY_BYTES = _var("MAX_REQUEST_BODY_BYTES", "spec.inputLimits.maxRequestBytes")
 RUN_INPUT_MAX_STRING_CHARS = _var("RUN_INPUT_MAX_STRING_CHARS", "spec.inputLimits.maxMessageChars")
 RUN_INPUT_MAX_DEPTH = _var("RUN_INPUT_MAX_DEPTH", "spec.inputLimits.maxDepth")
@@ -74,6 +81,7 @@ AUTH_JWT_SECRET = _var("AUTH_JWT_SECRET", "spec.auth.secretRef")
 AUTH_ISSUER = _var("AUTH_ISSUER", "spec.auth.issuer")
 AUTH_AUDIENCE = _var("AUTH_AUDIENCE", "spec.auth.audience")
 AUTH_TENANT_CLAIM = _var("AUTH_TENANT_CLAIM", "spec.auth.tenantClaim")
+AUTH_ROLES_CLAIM = _var("AUTH_ROLES_CLAIM", "spec.auth.rolesClaim")
 OTEL_SERVICE_NAME = _var("OTEL_SERVICE_NAME", "metadata.name")
 OTEL_EXPORTER_OTLP_ENDPOINT = _var("OTEL_EXPORTER_OTLP_ENDPOINT", "spec.tracing.otlpEndpoint")
 # The OpenTelemetry SDK's own standard variables (read by the SDK, not by agent_service.settings).
@@ -149,17 +157,26 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         MAX_REQUEST_BODY_BYTES: str(spec.input_limits.max_request_bytes),
         RUN_INPUT_MAX_STRING_CHARS: str(spec.input_limits.max_message_chars),
         RUN_INPUT_MAX_DEPTH: str(spec.input_limits.max_depth),
+        USAGE_RETENTION_DAYS: str(spec.usage.retention_days),
+        # Used only without auth; with auth, GET /usage is on the API port for the admin role.
+        USAGE_LOCAL_ADDRESS: f"127.0.0.1:{spec.usage.local_port}",
     }
+    cost = spec.cost_budget
     optional = {
         RATE_LIMIT_USER_PER_MINUTE: spec.rate_limits.per_user_per_minute,
         RATE_LIMIT_TENANT_PER_MINUTE: spec.rate_limits.per_tenant_per_minute,
         TOKEN_BUDGET_PER_REQUEST: spec.token_budget.max_tokens_per_request,
         TOKEN_BUDGET_PER_DAY: spec.token_budget.tokens_per_day,
-        COST_BUDGET_USD_PER_DAY: spec.token_budget.usd_per_day,
+        COST_BUDGET_USD_PER_DAY: cost.tenant_usd_per_day or spec.token_budget.usd_per_day,
+        SPEND_BUDGET_USD_PER_DAY: cost.usd_per_day,
+        SPEND_BUDGET_USD_PER_MONTH: cost.usd_per_month,
     }
     data.update({k: _num(v) for k, v in optional.items() if v is not None})
+    if cost.enforce:
+        data[SPEND_BUDGET_ENFORCE] = "true"
     if spec.auth is not None:
         data[AUTH_TENANT_CLAIM] = spec.auth.tenant_claim
+        data[AUTH_ROLES_CLAIM] = spec.auth.roles_claim
         if spec.auth.jwks_url:
             data[AUTH_JWKS_URL] = spec.auth.jwks_url
         if spec.auth.issuer:

@@ -22,6 +22,9 @@ adds samples here, never rules. Exported series (all gauges; the operator must b
     1 per model; ``role`` is ``primary`` or ``fallback`` (joined by the fallback-rate rule).
 ``shepherd_slo_policy_step_percent{namespace, agentdeployment, step, action}``
     ``consumedPercent`` of each error-budget policy step (dashboards draw them as thresholds).
+``shepherd_slo_cost_budget_usd{namespace, agentdeployment, period}``
+    ``spec.costBudget`` in USD per ``period`` (``day``: ``usdPerDay``, ``month``: ``usdPerMonth``);
+    only the periods that are set (the spend rules join on it).
 
 Usage in the operator::
 
@@ -53,7 +56,9 @@ from . import buckets as service_buckets
 from .windows import format_duration, parse_duration
 
 #: Bucket boundaries of the service's histograms, generated from agent_service (``shepherd.slo.buckets``).
-HTTP_LATENCY_BUCKETS: tuple[float, ...] = service_buckets.latency()
+HTTP_LATENCY_BUCKETS: tuple[float, ...] = service_buckets.http()
+#: The latency SLI is the run's duration (agent_run_duration_seconds).
+RUN_DURATION_BUCKETS: tuple[float, ...] = service_buckets.latency()
 TTFT_BUCKETS: tuple[float, ...] = service_buckets.ttft()
 #: Events needed in a burn-rate alert's long window before it may fire (``spec.slo.minEvents``
 #: overrides it): 1 failure out of 2 requests must not page.
@@ -86,6 +91,10 @@ _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shepherd_slo_policy_step_percent": (
         "consumedPercent of each error-budget policy step.",
         ("namespace", "agentdeployment", "step", "action"),
+    ),
+    "shepherd_slo_cost_budget_usd": (
+        "LLM cost budget in USD per period (day, month).",
+        ("namespace", "agentdeployment", "period"),
     ),
 }
 
@@ -204,7 +213,7 @@ def fleet_slo_windows(resources: Iterable[Any]) -> list[str]:
 def resource_objectives(
     resource: Mapping[str, Any] | Any,
     *,
-    latency_buckets: Iterable[float] = HTTP_LATENCY_BUCKETS,
+    latency_buckets: Iterable[float] = RUN_DURATION_BUCKETS,
     ttft_buckets: Iterable[float] = TTFT_BUCKETS,
     min_events: int = DEFAULT_MIN_EVENTS,
 ) -> tuple[list[Sample], list[str]]:
@@ -228,7 +237,7 @@ def resource_objectives(
     if slo.get("availability"):
         objectives.append(("availability", slo["availability"], (), ""))
     if slo.get("latency"):
-        objectives.append(("latency", slo["latency"], latency_buckets, "agent_http_request_duration_seconds"))
+        objectives.append(("latency", slo["latency"], latency_buckets, "agent_run_duration_seconds"))
     if slo.get("ttft"):
         objectives.append(("ttft", slo["ttft"], ttft_buckets, "agent_ttft_seconds"))
     if not objectives:
@@ -261,7 +270,17 @@ def resource_objectives(
     for index, step in enumerate(steps):
         labels = {**scope, "step": str(index), "action": str(step["action"])}
         samples.append(Sample("shepherd_slo_policy_step_percent", labels, float(step["consumedPercent"])))
+    samples.extend(_cost_budget(scope, spec.get("costBudget") or {}))
     return samples, notes
+
+
+def _cost_budget(scope: dict[str, str], budget: Mapping[str, Any]) -> list[Sample]:
+    periods = {"day": budget.get("usdPerDay"), "month": budget.get("usdPerMonth")}
+    return [
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": period}, float(usd))
+        for period, usd in periods.items()
+        if usd
+    ]
 
 
 def fleet_objectives(resources: Iterable[Mapping[str, Any] | Any], **kwargs: Any) -> Objectives:

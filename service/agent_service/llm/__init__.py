@@ -26,6 +26,7 @@ __all__ = [
     "CircuitOpenError",
     "LLMError",
     "ProviderRequestError",
+    "budget_policy",
     "build_chat_model",
     "llm_config",
 ]
@@ -47,19 +48,31 @@ def llm_config(settings: Settings) -> LLMConfig:
             settings.circuit_recovery_seconds,
             settings.circuit_half_open_probes,
         ),
-        budget=BudgetPolicy(
-            settings.token_budget_per_request, settings.token_budget_per_day, settings.cost_budget_usd_per_day
-        ),
+        budget=budget_policy(settings),
+    )
+
+
+def budget_policy(settings: Settings) -> BudgetPolicy:
+    return BudgetPolicy(
+        tokens_per_request=settings.token_budget_per_request,
+        tokens_per_day=settings.token_budget_per_day,
+        usd_per_day=settings.cost_budget_usd_per_day,
+        deployment_usd_per_day=settings.spend_budget_usd_per_day,
+        deployment_usd_per_month=settings.spend_budget_usd_per_month,
+        enforce=settings.spend_budget_enforce,
+        lease_seconds=settings.run_timeout_seconds,
+        wait_seconds=settings.llm_timeout_seconds,
+        usage_retention_days=settings.usage_retention_days,
     )
 
 
 def build_chat_model(settings: Settings, redis: Redis | None = None) -> BaseChatModel:
-    """The model graphs should use. `redis` backs the daily budgets; by default a client of REDIS_URL,
-    created only when a daily budget is configured (it connects lazily, on the first call)."""
+    """The model graphs should use. `redis` backs the budgets and usage counters; by default a client
+    of REDIS_URL (it connects lazily, on the first call)."""
     if settings.anthropic_api_key is None:
         return StubChatModel()
     config = llm_config(settings)
-    if redis is None and config.budget.has_daily_limit:
+    if redis is None:
         redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_seconds)
     llm = ResilientAnthropic(config, redis=redis, key_prefix=settings.redis_key_prefix)
     return AnthropicChatModel(llm=llm, max_tokens=config.max_tokens)

@@ -1,8 +1,10 @@
 """One resilient way to call Anthropic's Messages API, used by every model call of the service.
 
-A call goes: token budget check (before anything is sent) -> concurrency slot -> for each model of the
-fallback chain: circuit breaker -> attempt with a deadline -> retries with backoff on retryable errors.
-Every attempt is measured (agent_llm_* metrics, an OpenTelemetry span) and its usage charged.
+A call goes: budget reservation of its worst case (before anything is sent) -> concurrency slot ->
+for each model of the fallback chain: circuit breaker -> attempt with a deadline -> retries with
+backoff on retryable errors.
+Every attempt is measured (agent_llm_* metrics, an OpenTelemetry span) and its usage charged; the
+reservation is released once the call is over (llm/budget.py).
 The SDK's own retries are off (max_retries=0) so that this policy is the only one.
 """
 
@@ -21,7 +23,7 @@ from anthropic.types import Message, RawMessageStreamEvent
 from opentelemetry import trace
 from redis.asyncio import Redis
 
-from agent_service.llm.budget import BudgetPolicy, TokenBudget, estimate_tokens
+from agent_service.llm.budget import BudgetPolicy, Estimate, TokenBudget, estimate_tokens
 from agent_service.llm.circuit import CircuitPolicy, CircuitRegistry
 from agent_service.llm.errors import (
     AllModelsFailedError,
@@ -80,8 +82,7 @@ class ResilientAnthropic:
     async def create(self, params: dict[str, Any]) -> Message:
         """A complete (non-streamed) message; `params` are the Messages API's, without `model`."""
         request = current_request()
-        await self.budget.check(request, estimate_tokens(json.dumps(params, default=str)))
-        async with self._slots:
+        async with self.budget.reserve(request, self._estimate(params)), self._slots:
             return await self._first_model_that_answers(
                 lambda model: self._create_once(model, params, request)
             )
@@ -94,8 +95,7 @@ class ResilientAnthropic:
         """
         request = current_request()
         started = time.perf_counter()
-        await self.budget.check(request, estimate_tokens(json.dumps(params, default=str)))
-        async with self._slots:
+        async with self.budget.reserve(request, self._estimate(params)), self._slots:
             opened = await self._first_model_that_answers(
                 lambda model: self._open_stream(model, params, request)
             )
@@ -119,6 +119,12 @@ class ResilientAnthropic:
                 await opened.attempt.succeeded(opened.usage.total())
             finally:
                 await opened.stream.close()
+
+    def _estimate(self, params: dict[str, Any]) -> Estimate:
+        input_tokens = estimate_tokens(json.dumps(params, default=str))
+        return Estimate(
+            input_tokens, int(params.get("max_tokens") or self.config.max_tokens), self.config.models
+        )
 
     async def _first_model_that_answers(self, attempt: Callable[[str], Awaitable[T]]) -> T:
         errors: dict[str, Exception] = {}
@@ -221,7 +227,7 @@ class _Attempt:
     async def _charge(self, usage: Usage) -> None:
         cost = cost_usd(self.model, usage)
         record_llm_usage(PROVIDER, self.model, usage.as_kinds(), cost)
-        await self.llm.budget.charge(self.request, usage, cost)
+        await self.llm.budget.charge(self.request, usage, cost, model=self.model)
         self.span.set_attributes(
             {
                 "gen_ai.usage.input_tokens": usage.input,

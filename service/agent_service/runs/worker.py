@@ -32,15 +32,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent_service.api.schemas import RunCreate
 from agent_service.observability.context import DEFAULT_TENANT, RequestContext, enter_request
-from agent_service.observability.metrics import (
-    RUN_DURATION,
-    RUN_QUEUE,
-    RUN_RECOVERIES,
-    RUNS,
-    RUNS_PENDING,
-    RUNS_RUNNING,
-)
-from agent_service.observability.outcomes import failure_reason, run_outcome
+from agent_service.observability.metrics import RUN_QUEUE, RUN_RECOVERIES, RUNS_PENDING, RUNS_RUNNING
+from agent_service.observability.outcomes import classify_run, record_run
 from agent_service.runs import events, graph_run
 from agent_service.runs.queue import Claimed
 from agent_service.serialization import dumps, now_iso, to_jsonable
@@ -351,9 +344,8 @@ class Worker:
         if await self._finish(execution, webhook=webhook):
             if webhook:
                 self.engine.webhooks.kick()
-            reason = "timeout" if status == "timeout" else failure_reason(error) if error is not None else ""
-            RUNS.labels(run_outcome(status, paused=ending.paused), reason).inc()
-            RUN_DURATION.observe(max(0.0, (now_ms() - claim.accepted_ms) / 1000))
+            outcome = classify_run(status, paused=ending.paused, error=error)
+            record_run(*outcome, (now_ms() - claim.accepted_ms) / 1000)
 
     async def _record_end(
         self,

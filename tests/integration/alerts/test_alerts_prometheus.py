@@ -29,21 +29,23 @@ RESOURCE = {
 
 
 class FakeAgent:
-    """10 requests per second; `failing` makes 1 in 10 of them a 500."""
+    """10 runs per second, each answered 200; `failing` makes 1 in 10 of them end in an error."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "agent_http_requests", "requests", ["route", "method", "code"], registry=self.registry
         )
+        self.runs = Counter("agent_runs", "runs", ["outcome", "reason"], registry=self.registry)
         self.failing = True
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            code = "500" if self.failing and int(time.time() * 10) % 10 == 0 else "200"
-            self.requests.labels("/runs/wait", "POST", code).inc()
+            failed = self.failing and int(time.time() * 10) % 10 == 0
+            self.runs.labels(*(("error", "llm_unavailable") if failed else ("success", ""))).inc()
+            self.requests.labels("/runs/wait", "POST", "200").inc()
 
     def start(self) -> FakeAgent:
         self._thread.start()

@@ -57,6 +57,7 @@ def test_buckets_match_the_service_histograms() -> None:
     assert buckets.main(["--check"]) == 0, "stale: run `python -m shepherd.slo.buckets`"
     assert metrics.HTTP_DURATION._upper_bounds[:-1] == [float(b) for b in HTTP_LATENCY_BUCKETS]
     assert metrics.TTFT._upper_bounds[:-1] == [float(b) for b in TTFT_BUCKETS]
+    assert metrics.RUN_DURATION._upper_bounds[:-1] == [float(b) for b in objectives.RUN_DURATION_BUCKETS]
 
 
 @pytest.mark.parametrize(
@@ -125,9 +126,25 @@ def test_a_stored_threshold_the_crd_now_refuses_is_still_measured_and_noted() ->
     samples, notes = resource_objectives(resource)
     assert any(s.name == "shepherd_slo_latency_threshold_bucket" and s.value == 0.5 for s in samples)
     assert notes == [
-        "slo.latency: threshold 0.3s is not a bucket boundary of agent_http_request_duration_seconds; "
+        "slo.latency: threshold 0.3s is not a bucket boundary of agent_run_duration_seconds; "
         "measuring with the next bucket up, 0.5s"
     ]
+
+
+def test_cost_budget_is_exported_per_period_that_is_set() -> None:
+    def budgets(**cost_budget: object) -> list[Sample]:
+        samples, _ = resource_objectives(_resource(costBudget=cost_budget))
+        return [s for s in samples if s.name == "shepherd_slo_cost_budget_usd"]
+
+    scope = {"namespace": "shop", "agentdeployment": "agent"}
+    assert budgets(usdPerDay=50, usdPerMonth=1000) == [
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": "day"}, 50.0),
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": "month"}, 1000.0),
+    ]
+    assert budgets(usdPerMonth=10) == [
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": "month"}, 10.0)
+    ]
+    assert budgets() == []
 
 
 def test_defaults_from_the_api_model_and_the_offline_stub() -> None:
