@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
+from agent_service.llm.routes import Credentials, ModelRoute, ProviderName
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -276,6 +277,12 @@ class FakeAnthropic:
     @property
     def request_count(self) -> int:
         return len(self.state.models())
+
+    def route(self, model: str) -> ModelRoute:
+        """A chain entry for `model` served by this fake."""
+        return ModelRoute(
+            ProviderName.anthropic, model, self.url, credentials=Credentials(api_key="test-key")
+        )
 
 
 def main() -> None:

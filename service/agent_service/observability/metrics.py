@@ -50,6 +50,16 @@ RATE_LIMITED = Counter("agent_rate_limited_total", "Requests refused by a rate l
 TOKEN_BUDGET_EXHAUSTED = Counter(
     "agent_token_budget_exhausted_total", "LLM calls refused by a token or cost budget.", ["scope"]
 )
+LLM_CACHE = Counter(
+    "agent_llm_cache_total", "Response cache look-ups of deterministic LLM calls by result.", ["result"]
+)
+TOOL_CALLS = Counter("agent_tool_calls_total", "Tool calls by outcome.", ["tool", "outcome"])
+TOOL_DURATION = Histogram(
+    "agent_tool_duration_seconds",
+    "Duration of one tool call (every attempt of a wrapped tool included).",
+    ["tool"],
+    buckets=_LATENCY_BUCKETS,
+)
 # Not in the DESIGN contract: counts decisions taken without Redis (see security/ratelimit.py, llm/budget.py).
 FAIL_OPEN = Counter(
     "agent_fail_open_total", "Limit checks skipped because their Redis backend failed.", ["component"]

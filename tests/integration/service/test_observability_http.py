@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from agent_service.graphs.reference_agent import build_graph
 from agent_service.llm.chat_model import AnthropicChatModel
-from agent_service.llm.client import LLMConfig, ResilientAnthropic
+from agent_service.llm.client import LLMConfig, ResilientLLM
 from agent_service.observability.logging import JsonFormatter
 from agent_service.observability.tracing import configure_tracing, graph_callbacks
 from agent_service.settings import Settings
@@ -114,7 +114,7 @@ async def test_graph_nodes_and_llm_calls_get_spans(spans: InMemorySpanExporter) 
         fake.state.add_replies(
             {"tool_use": {"name": "search_notes", "input": {"query": "slo"}}}, {"text": "Done."}
         )
-        llm = ResilientAnthropic(LLMConfig(models=("claude-haiku-4-5",), api_key="k", base_url=fake.url))
+        llm = ResilientLLM(LLMConfig(routes=(fake.route("claude-haiku-4-5"),)))
         spans.clear()
         await AnthropicChatModel(llm=llm).ainvoke([HumanMessage("trace me")])
         # The reference graph (stub model) run with the callbacks the executor adds to every run.
