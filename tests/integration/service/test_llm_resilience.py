@@ -153,7 +153,9 @@ async def test_request_errors_are_neither_retried_nor_sent_to_fallbacks(
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
-async def test_an_entry_refused_by_its_provider_falls_over_unretried(fake: FakeAnthropic, status: int) -> None:
+async def test_an_entry_refused_by_its_provider_falls_over_unretried(
+    fake: FakeAnthropic, status: int
+) -> None:
     """A revoked key or a model not deployed there says nothing about the next entry of the chain."""
     primary, fallback = unique("claude-sonnet"), unique("claude-haiku")
     fake.state.add_faults({"kind": "status", "status": status, "model": primary})
