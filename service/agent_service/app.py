@@ -17,8 +17,9 @@ from fastapi.routing import APIRoute
 
 from agent_service.api import assistants, health, runs, threads
 from agent_service.execution import RunExecutor, ServiceDrainingError, ThreadBusyError
+from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graph
-from agent_service.llm import LLMError
+from agent_service.llm import LLMError, shared_llm
 from agent_service.observability.logging import RequestContextMiddleware
 from agent_service.observability.metrics import MetricsMiddleware, metrics_endpoint
 from agent_service.observability.tracing import TracingMiddleware
@@ -106,8 +107,19 @@ async def drain(runtime: Runtime) -> None:
     await runtime.executor.drain(runtime.settings.drain_grace_seconds)
 
 
+async def start_gateway(settings: Settings) -> Gateway | None:
+    """The LLM gateway on loopback, the SDKs pointed at it: before the graph loads (see gateway/)."""
+    if not settings.llm_gateway:
+        return None
+    gateway = Gateway(shared_llm(settings), settings.llm_gateway_port)
+    await gateway.start()
+    gateway.point_sdks_here()
+    return gateway
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    gateway = await start_gateway(app.state.settings)
     runtime = build_runtime(app.state.settings)
     app.state.runtime = runtime
     cancel_listener = asyncio.create_task(runtime.executor.listen_for_cancellations())
@@ -118,6 +130,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cancel_listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await cancel_listener
+        if gateway is not None:  # after the drain: runs still call their models until they end
+            await gateway.stop()
         await runtime.redis.aclose()
 
 

@@ -19,6 +19,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from agent_service.api.schemas import RunCreate
+from agent_service.callbacks import run_callbacks
 from agent_service.observability.tracing import graph_callbacks
 from agent_service.serialization import now_iso, to_jsonable
 from agent_service.state import RedisSaver
@@ -180,7 +181,7 @@ class RunExecutor:
             "metadata": metadata,
             "run_id": uuid.UUID(run["run_id"]),
             # Node spans when tracing is on; the caller's own callbacks stay.
-            "callbacks": [*(config.get("callbacks") or []), *graph_callbacks()],
+            "callbacks": [*(config.get("callbacks") or []), *graph_callbacks(), *run_callbacks()],
         }
 
     # -- running --------------------------------------------------------------------------------

@@ -159,11 +159,9 @@ class Settings(BaseSettings):
             "LLM_CHAIN_<i>_<FIELD>. Set: replaces ANTHROPIC_API_KEY/LLM_MODEL/LLM_FALLBACK_MODELS."
         ),
     )
+    llm_gateway: bool = Field(default=True, description="Serve graphs' own SDK clients (see gateway/).")
     llm_gateway_port: int = Field(
-        default=8788,
-        ge=0,
-        le=65535,
-        description="Port of the LLM gateway on 127.0.0.1 (graphs' own SDK clients); 0 = off.",
+        default=0, ge=0, le=65535, description="Loopback port of the LLM gateway; 0 = any free port."
     )
     llm_degraded_reply: str | None = Field(
         default=None, max_length=4096, description="Answer when every model fails (marked degraded)."
