@@ -20,6 +20,8 @@ _CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 #: Set explicitly: the SDK would otherwise read ANTHROPIC_BASE_URL, which points the graph's own
 #: clients at the gateway (llm/gateway) — the gateway must never call itself.
 ANTHROPIC_API_URL = "https://api.anthropic.com"
+#: Request fields the API takes that this SDK version has no argument for: sent in the body as they are.
+_BODY_ONLY = ("temperature", "top_p", "top_k")
 
 
 def _google_credentials(service_account_json: str) -> Any:
@@ -74,6 +76,9 @@ class ClaudeProvider:
         return await self._call(model=model, stream=True, **params)
 
     async def _call(self, **request: Any) -> Any:
+        extra = {name: request.pop(name) for name in _BODY_ONLY if name in request}
+        if extra:
+            request["extra_body"] = {**extra, **(request.get("extra_body") or {})}
         try:
             return await self._ready().messages.create(**request)
         except (anthropic.APIError, TypeError):
