@@ -51,7 +51,7 @@ class _ModelCall:
 
 class RunCallbacks(BaseCallbackHandler):
     run_inline = True
-    ignore_agent = ignore_retriever = ignore_retry = ignore_custom_event = True
+    ignore_retriever = ignore_retry = ignore_custom_event = True  # not ignore_agent: it gates tool events
 
     def __init__(self) -> None:
         self._scope: tuple[UUID, RunScope] | None = None

@@ -96,11 +96,12 @@ class GraphTracingCallback(BaseCallbackHandler):
 
     Synchronous and inline on purpose: an async handler called from a sync tool's worker thread makes
     LangChain start a fresh event loop per event (`_run_coros`), which cost more than the run itself
-    under load; span start/end are cheap calls. Model, agent and retriever events are ignored.
+    under load; span start/end are cheap calls. Model and retriever events are ignored (not agent
+    events: LangChain gates tool events by `ignore_agent`).
     """
 
     run_inline = True
-    ignore_llm = ignore_chat_model = ignore_agent = ignore_retriever = True
+    ignore_llm = ignore_chat_model = ignore_retriever = True
     ignore_retry = ignore_custom_event = True
 
     def __init__(self) -> None:
