@@ -262,15 +262,18 @@ class Reconciler:
             return {"refreshed": True}
 
     async def _missing_secret(self, resource: AgentDeployment) -> tuple[str, str] | None:
-        for ref in service_env.referenced_secrets(resource):
+        for path, ref in service_env.referenced_secrets(resource):
             got = await self.client.get("v1", "secrets", resource.namespace, ref.name)
             if got.outcome is Outcome.NOT_FOUND:
-                return "SecretMissing", f"Secret {resource.namespace}/{ref.name} does not exist."
+                return "SecretMissing", f"{path}: Secret {resource.namespace}/{ref.name} does not exist."
             if not got.ok:
-                return "SecretUnreadable", f"Secret {resource.namespace}/{ref.name}: {got.message}"
+                return "SecretUnreadable", f"{path}: Secret {resource.namespace}/{ref.name}: {got.message}"
             data = (got.body or {}).get("data") or {}
             if ref.key not in data:
-                return "SecretKeyMissing", f"Secret {resource.namespace}/{ref.name} has no key {ref.key!r}."
+                return (
+                    "SecretKeyMissing",
+                    f"{field}: Secret {resource.namespace}/{ref.name} has no key {ref.key!r}.",
+                )
         return None
 
     async def _write_status(
