@@ -64,7 +64,7 @@ def llm_routes(settings: Settings) -> tuple[ModelRoute, ...]:
     """LLM_CHAIN when set; else the Anthropic models of LLM_MODEL/LLM_FALLBACK_MODELS with
     ANTHROPIC_API_KEY; else the offline stub. An entry listed twice is kept once, in first place."""
     if settings.llm_chain:
-        routes = [_route(entry) for entry in settings.llm_chain]
+        routes = [_route(entry, settings) for entry in settings.llm_chain]
     elif settings.anthropic_api_key is not None:
         key = settings.anthropic_api_key.get_secret_value()
         routes = [
