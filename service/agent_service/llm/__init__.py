@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-def _route(entry: ChainEntry) -> ModelRoute:
+def _route(entry: ChainEntry, settings: Settings) -> ModelRoute:
     secrets = {
         f: getattr(entry, f).get_secret_value() for f in CHAIN_SECRETS if getattr(entry, f) is not None
     }

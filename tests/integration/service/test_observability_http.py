@@ -137,6 +137,10 @@ async def test_graph_nodes_and_llm_calls_get_spans(spans: InMemorySpanExporter) 
     assert llm_span.attributes["gen_ai.usage.output_tokens"] > 0
     assert names.count("graph.node model") == 2
     assert names.count("graph.node tools") == 1
+    (tool_span,) = [s for s in recorded if s.name == "tool search_notes"]
+    (tools_node,) = [s for s in recorded if s.name == "graph.node tools"]
+    assert tool_span.parent.span_id == tools_node.context.span_id, "a tool's span is its node's child"
+    assert tool_span.attributes["tool.name"] == "search_notes"
 
 
 async def test_runs_through_the_api_get_node_spans(redis_url: str, spans: InMemorySpanExporter) -> None:
