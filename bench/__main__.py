@@ -16,7 +16,14 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("operator_scale", "service_load", "slo_fleet", "freeze_reaction")
+BENCHMARKS = (
+    "operator_scale",
+    "service_load",
+    "slo_fleet",
+    "freeze_reaction",
+    "llm_failover",
+    "tool_wrapper",
+)
 
 
 def machine() -> str:

@@ -209,7 +209,9 @@ class ResilientLLM:
             except ProviderRequestError:
                 raise  # the request itself is wrong: another model would refuse it too
             except (CircuitOpenError, *PROVIDER_ERRORS) as error:
-                log.warning("%s unavailable, trying the next entry: %s", route.circuit, error)
+                # An open circuit is counted (outcome circuit_open) and logged once, when it opened.
+                level = logging.DEBUG if isinstance(error, CircuitOpenError) else logging.WARNING
+                log.log(level, "%s unavailable, trying the next entry: %s", route.circuit, error)
                 errors[route.circuit] = error
         if all(isinstance(e, ContextTooLongError) for e in errors.values()):
             raise next(iter(errors.values()))
