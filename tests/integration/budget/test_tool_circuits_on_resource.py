@@ -1,12 +1,14 @@
-"""A tool's circuit, from the live service to the resource: a live `agent-service` runs a graph whose
-armoured tool times out (graphs/flaky_tools.py); the tool is retried and its circuit opens in the
-process's `agent_circuit_state{circuit="tool:slow_search"}`; a real Prometheus scrapes it with the
-Pod's labels; the operator's budget watcher writes it into the AgentDeployment's status on the real
-apiserver (status.circuits, the CIRCUITS column, CircuitsClosed, a Warning Event).
+"""Circuits, from the live service to the resource: a live `agent-service` with the chain anthropic ->
+bedrock -> openai (the fakes, real SDKs) runs a graph whose armoured tool times out
+(graphs/flaky_tools.py). Anthropic is down, so its circuit opens and Bedrock answers; the tool is
+retried and its circuit opens. A real Prometheus scrapes the process with the Pod's labels; the
+operator's budget watcher writes every circuit into the AgentDeployment's status on the real apiserver
+(status.circuits, the CIRCUITS column, CircuitsClosed, Warning Events).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -20,6 +22,9 @@ from shepherd.budget.watcher import BudgetWatcher
 from shepherd.kube import KubeClient
 from shepherd.reconcile import Reconciler
 
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.bedrock_server import ACCESS_KEY, SECRET_KEY, FakeBedrock
+from tests.fakes.openai_server import FakeOpenAI
 from tests.harness.cluster import Cluster
 from tests.harness.processes import ManagedProcess, free_port
 from tests.harness.prometheus import PrometheusServer
@@ -28,12 +33,22 @@ from .conftest import condition, eventually, reasons
 
 NAME = "flaky"
 CIRCUIT = "tool:slow_search"
+PRIMARY, SECOND, THIRD = "claude-sonnet-4-5", "anthropic.claude-haiku-4-5-v1:0", "gpt-4o-mini"
+SEARCH = {"tool_use": {"name": "slow_search", "input": {"query": "slo"}}}
 GRAPHS = Path(__file__).parents[1] / "service" / "graphs"
 AGENT_SERVICE = Path(sys.executable).parent / "agent-service"
 
 
 @pytest.fixture
 def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    anthropic, bedrock, openai = FakeAnthropic().start(), FakeBedrock().start(), FakeOpenAI().start()
+    anthropic.state.add_faults({"kind": "status", "status": 503, "times": 1000})
+    bedrock.state.add_replies(SEARCH, {"text": "Search is down."}, SEARCH, {"text": "Still down."})
+    chain = [
+        {"provider": "anthropic", "model": PRIMARY, "base_url": anthropic.url},
+        {"provider": "bedrock", "model": SECOND, "region": bedrock.region, "base_url": bedrock.url},
+        {"provider": "openai", "model": THIRD, "base_url": f"{openai.url}/v1"},
+    ]
     port = free_port()
     env = {
         **os.environ,
@@ -41,6 +56,14 @@ def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
         "REDIS_KEY_PREFIX": f"flaky-{port}",
         "AGENT_GRAPH": "flaky_tools:build_graph",
         "PYTHONPATH": os.pathsep.join([str(GRAPHS), os.environ.get("PYTHONPATH", "")]),
+        "LLM_CHAIN": json.dumps(chain),
+        "LLM_CHAIN_0_API_KEY": "test-key",
+        "LLM_CHAIN_1_AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "LLM_CHAIN_1_AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "LLM_CHAIN_2_API_KEY": openai.api_key,
+        "LLM_MAX_RETRIES": "0",
+        "CIRCUIT_FAILURE_THRESHOLD": "1",
+        "CIRCUIT_RECOVERY_SECONDS": "600",
     }
     env.pop("ANTHROPIC_API_KEY", None)
     process = ManagedProcess(
@@ -53,7 +76,11 @@ def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
     process.wait_ready(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, timeout=120)
     yield url
     process.stop()
+    for fake in (anthropic, bedrock, openai):
+        fake.stop()
     assert "retrying tool slow_search" in process.log_path.read_text(), "the timed-out call was retried"
+    assert anthropic.state.models() == [PRIMARY], "its circuit opened after the first failure"
+    assert openai.request_count == 0
 
 
 async def test_an_open_tool_circuit_shows_on_the_resource(
@@ -95,6 +122,8 @@ async def test_an_open_tool_circuit_shows_on_the_resource(
             assert (await http.post("/runs/wait", json=question)).status_code == 200
         metrics = (await http.get("/metrics")).text
     assert f'agent_circuit_state{{circuit="{CIRCUIT}"}} 2.0' in metrics
+    assert f'agent_circuit_state{{circuit="anthropic:{PRIMARY}"}} 2.0' in metrics
+    assert f'agent_circuit_state{{circuit="bedrock:{SECOND}"}} 0.0' in metrics
     assert 'agent_tool_calls_total{outcome="timeout",tool="slow_search"} 1.0' in metrics
     assert 'agent_tool_calls_total{outcome="circuit_open",tool="slow_search"} 1.0' in metrics
 
@@ -102,16 +131,22 @@ async def test_an_open_tool_circuit_shows_on_the_resource(
         await watcher.evaluate()
         got = await kube_client.get(api.API_VERSION, api.PLURAL, ns, NAME)
         status = got.body.get("status") or {}
-        return got.body if status.get("circuitsSummary") == "1/1 open" else None
+        return got.body if status.get("circuitsSummary") == "2/4 open" else None
 
     obj = await eventually(circuit_on_status, within=60, what="the tool circuit on the resource")
-    assert [(c["name"], c["state"]) for c in obj["status"]["circuits"]] == [(CIRCUIT, "open")]
+    assert sorted((c["name"], c["state"]) for c in obj["status"]["circuits"]) == [
+        (f"anthropic:{PRIMARY}", "open"),
+        (f"bedrock:{SECOND}", "closed"),
+        (f"openai:{THIRD}", "closed"),
+        (CIRCUIT, "open"),
+    ]
     assert condition(obj, "CircuitsClosed")["reason"] == "CircuitOpen"
     assert CIRCUIT in condition(obj, "CircuitsClosed")["message"]
     row = kube.kubectl("get", "agd", NAME, "-n", ns).stdout.splitlines()
-    assert "1/1 open" in row[1]
+    assert "2/4 open" in row[1]
     assert "CircuitOpen" in reasons(kube, ns, NAME)
     messages = [
         e["message"] for e in kube.get("events", namespace=ns)["items"] if e["reason"] == "CircuitOpen"
     ]
     assert f"Tool circuit {CIRCUIT} is open." in messages
+    assert f"LLM circuit anthropic:{PRIMARY} is open." in messages
