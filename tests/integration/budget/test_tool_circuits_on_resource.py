@@ -9,8 +9,7 @@ operator's budget watcher writes every circuit into the AgentDeployment's status
 from __future__ import annotations
 
 import json
-import os
-import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +25,8 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.bedrock_server import ACCESS_KEY, SECRET_KEY, FakeBedrock
 from tests.fakes.openai_server import FakeOpenAI
 from tests.harness.cluster import Cluster
-from tests.harness.processes import ManagedProcess, free_port
 from tests.harness.prometheus import PrometheusServer
+from tests.integration.service.conftest import launch
 
 from .conftest import condition, eventually, reasons
 
@@ -35,8 +34,6 @@ NAME = "flaky"
 CIRCUIT = "tool:slow_search"
 PRIMARY, SECOND, THIRD = "claude-sonnet-4-5", "anthropic.claude-haiku-4-5-v1:0", "gpt-4o-mini"
 SEARCH = {"tool_use": {"name": "slow_search", "input": {"query": "slo"}}}
-GRAPHS = Path(__file__).parents[1] / "service" / "graphs"
-AGENT_SERVICE = Path(sys.executable).parent / "agent-service"
 
 
 @pytest.fixture
@@ -49,13 +46,10 @@ def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
         {"provider": "bedrock", "model": SECOND, "region": bedrock.region, "base_url": bedrock.url},
         {"provider": "openai", "model": THIRD, "base_url": f"{openai.url}/v1"},
     ]
-    port = free_port()
     env = {
-        **os.environ,
         "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"flaky-{port}",
+        "REDIS_KEY_PREFIX": f"flaky-{uuid.uuid4().hex[:8]}",
         "AGENT_GRAPH": "flaky_tools:build_graph",
-        "PYTHONPATH": os.pathsep.join([str(GRAPHS), os.environ.get("PYTHONPATH", "")]),
         "LLM_CHAIN": json.dumps(chain),
         "LLM_CHAIN_0_API_KEY": "test-key",
         "LLM_CHAIN_1_AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -65,16 +59,10 @@ def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
         "CIRCUIT_FAILURE_THRESHOLD": "1",
         "CIRCUIT_RECOVERY_SECONDS": "600",
     }
-    env.pop("ANTHROPIC_API_KEY", None)
-    process = ManagedProcess(
-        f"agent-service-{port}",
-        [str(AGENT_SERVICE), "--host", "127.0.0.1", "--port", str(port)],
-        tmp_path,
-        env=env,
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    process.wait_ready(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, timeout=120)
+    service = launch(tmp_path, **env)
+    url = service.url
     yield url
+    process = service.process
     process.stop()
     for fake in (anthropic, bedrock, openai):
         fake.stop()

@@ -11,7 +11,7 @@ last ones take the providers down.
 from __future__ import annotations
 
 import json
-import os
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -20,13 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
-from tests.harness.processes import ManagedProcess, free_port
-from tests.integration.service.conftest import (
-    AGENT_SERVICE,
-    SERVICE_GRAPHS,
-    START_TIMEOUT_SECONDS,
-    ServiceProcess,
-)
+from tests.integration.service.conftest import ServiceProcess, launch
 
 PRIMARY, FALLBACK = "claude-sonnet-gateway", "gpt-gateway"
 DEGRADED = "The assistant is busy right now; please try again in a minute."
@@ -61,19 +55,12 @@ def service(
         "TOKEN_BUDGET_PER_REQUEST": str(BUDGET),
         "LLM_DEGRADED_REPLY": DEGRADED,
     }
-    port = free_port()
-    environment = {**os.environ, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"gateway-{port}", **env}
-    environment["PYTHONPATH"] = os.pathsep.join([str(SERVICE_GRAPHS), os.environ.get("PYTHONPATH", "")])
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
-        environment.pop(name, None)  # the service points the SDKs at its gateway itself
-    process = ManagedProcess(
-        f"agent-service-{port}",
-        [str(AGENT_SERVICE), "--host", "127.0.0.1", "--port", str(port)],
+    service = launch(
         tmp_path_factory.mktemp("gateway"),
-        env=environment,
-    ).start()
-    service = ServiceProcess(f"http://127.0.0.1:{port}", process)
-    process.wait_ready(lambda: service.get("/healthz").status_code == 200, timeout=START_TIMEOUT_SECONDS)
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=f"gateway-{uuid.uuid4().hex[:8]}",
+        **env,
+    )
     yield service
     assert service.stop() == 0
 
