@@ -26,6 +26,8 @@ BENCHMARKS = (
     "input_limits",
     "outage_freeze",
     "spend_overshoot",
+    "llm_failover",
+    "tool_wrapper",
 )
 
 

@@ -218,30 +218,193 @@ class Sidecar(_Open):
 
 class Provider(StrEnum):
     anthropic = "anthropic"
+    bedrock = "bedrock"
+    vertex = "vertex"
+    openai = "openai"
     stub = "stub"
 
 
-class ModelFallback(_Model):
-    """A model of the same provider tried, in order, when the primary fails or its circuit is open."""
+class ContextOverflow(StrEnum):
+    trim = "Trim"
+    refuse = "Refuse"
 
-    name: str = Field(description="Model name at the provider.", min_length=1, max_length=128)
+
+class AwsCredentials(_Model):
+    """Static AWS keys for Bedrock, from Secrets. Omitted: the Pod's default AWS credential chain
+    (IRSA, EKS Pod Identity)."""
+
+    access_key_id_secret_ref: SecretKeyRef = Field(description="Secret key holding AWS_ACCESS_KEY_ID.")
+    secret_access_key_secret_ref: SecretKeyRef = Field(
+        description="Secret key holding AWS_SECRET_ACCESS_KEY."
+    )
+    session_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding AWS_SESSION_TOKEN (temporary credentials)."
+    )
 
 
-class ModelSpec(_Model):
-    """The LLM the agent calls: provider, model, credentials, timeouts, retries, fallbacks."""
+class ModelPricing(_Model):
+    """USD per million tokens, replacing Shepherd's pricing table for this model."""
+
+    input_per_m_tok: float = Field(ge=0, le=10_000, description="USD per million input tokens.")
+    output_per_m_tok: float = Field(ge=0, le=10_000, description="USD per million output tokens.")
+    cache_read_per_m_tok: float | None = Field(
+        default=None, ge=0, le=10_000, description="USD per million cache-read tokens (default 0.1x input)."
+    )
+    cache_write_per_m_tok: float | None = Field(
+        default=None, ge=0, le=10_000, description="USD per million cache-write tokens (default 1.25x input)."
+    )
+
+
+#: (provider, field) pairs that must be set, with the CEL rule's wording; checked by CEL and pydantic.
+_REQUIRED_FOR = {
+    Provider.anthropic: ("apiKeySecretRef",),
+    Provider.bedrock: ("region",),
+    Provider.vertex: ("region", "projectId"),
+}
+#: Fields only some providers take.
+_ONLY_FOR = {
+    "region": (Provider.bedrock, Provider.vertex),
+    "projectId": (Provider.vertex,),
+    "awsCredentials": (Provider.bedrock,),
+    "googleCredentialsSecretRef": (Provider.vertex,),
+}
+
+
+def _endpoint_rules(prefix: str) -> list[dict[str, str]]:
+    """CEL rules of one model entry (`prefix` names it in messages: model or the fallback)."""
+    rules = [
+        _cel(
+            f"!has(self.provider) || self.provider != '{provider}' || has(self.{name})",
+            f"{prefix}.{name} is required when provider is {provider}",
+            f".{name}",
+        )
+        for provider, names in _REQUIRED_FOR.items()
+        for name in names
+    ]
+    for name, providers in _ONLY_FOR.items():
+        allowed = " || ".join(f"self.provider == '{p}'" for p in providers)
+        rules.append(
+            _cel(
+                f"!has(self.{name}) || ({allowed})",
+                f"{prefix}.{name} is only for provider {' or '.join(providers)}",
+                f".{name}",
+            )
+        )
+    rules.append(
+        _cel(
+            "!has(self.provider) || self.provider != 'openai' || has(self.apiKeySecretRef) "
+            "|| has(self.baseUrl)",
+            f"{prefix}.{_OPENAI_KEY}",
+            ".apiKeySecretRef",
+        )
+    )
+    return rules
+
+
+_OPENAI_KEY = "apiKeySecretRef is required when provider is openai without a baseUrl (api.openai.com)"
+
+
+def _endpoint_problem(entry: ModelEndpoint, prefix: str) -> str | None:
+    provider = entry.provider
+    if provider is None:
+        return None
+    wire = entry.model_dump(by_alias=True, exclude_none=True)
+    for name in _REQUIRED_FOR.get(provider, ()):
+        if name not in wire:
+            return f"{prefix}.{name} is required when provider is {provider}"
+    for name, providers in _ONLY_FOR.items():
+        if name in wire and provider not in providers:
+            return f"{prefix}.{name} is only for provider {' or '.join(providers)}"
+    if provider == Provider.openai and entry.api_key_secret_ref is None and entry.base_url is None:
+        return (
+            f"{prefix}.apiKeySecretRef is required when provider is openai without a baseUrl (api.openai.com)"
+        )
+    return None
+
+
+class ModelEndpoint(_Model):
+    """A model at a provider with that provider's settings; credentials by Secret reference only."""
+
+    provider: Provider | None = None  # the subclasses give the default and the description
+    name: str = Field(description="Model name at the provider.", min_length=1, max_length=256)
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the API key: required for anthropic, for openai at api.openai.com; "
+        "a Bedrock API key for bedrock (instead of AWS credentials).",
+    )
+    base_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Endpoint: an OpenAI-compatible server (vLLM, LiteLLM, Azure OpenAI v1, Ollama), "
+        "a proxy, a private endpoint. Default: the provider's public API.",
+    )
+    region: str | None = Field(
+        default=None, max_length=64, pattern=r"^[a-z0-9-]+$", description="Cloud region (bedrock, vertex)."
+    )
+    project_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z][-a-z0-9]{4,62}$",
+        description="Google Cloud project (vertex).",
+    )
+    aws_credentials: AwsCredentials | None = Field(
+        default=None, description="Static AWS keys (bedrock); omitted: the Pod's AWS credential chain."
+    )
+    google_credentials_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding a service account key JSON (vertex); omitted: Workload Identity.",
+    )
+    pricing: ModelPricing | None = Field(
+        default=None,
+        description="Price of this model (self-hosted or discounted); default: Shepherd's table.",
+    )
+    max_input_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Input limit in tokens; default: the model's known context window (Claude 200k, "
+        "gpt-4o 128k, ...), none for unknown models.",
+    )
+
+
+class ModelFallback(ModelEndpoint):
+    """A model tried, in order, when the ones before it fail or their circuits are open. It may be at
+    another provider (then with that provider's settings); without `provider`, it is the primary's
+    provider and uses the primary's settings."""
+
+    provider: Provider | None = Field(
+        default=None, description="LLM provider; omitted: the primary's, with the primary's settings."
+    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _endpoint_rules("fallbacks[]")})
+
+
+class ResponseCache(_Model):
+    """Exact-match cache in Redis of deterministic model calls (temperature 0), per tenant."""
+
+    enabled: bool = Field(default=False, description="Answer repeated temperature-0 calls from Redis.")
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 86400, description="How long an answer is kept.")
+
+
+#: Longest fallback list (the chain is spec.model then these).
+MAX_FALLBACKS = 5
+
+
+class ModelSpec(ModelEndpoint):
+    """The LLM the agent calls: provider, model, settings, then the fallback chain and client policy."""
 
     provider: Provider = Field(
         default=Provider.stub,
-        description="LLM provider. `stub` is the runtime's deterministic offline model (no key needed).",
+        description="LLM provider: anthropic, bedrock, vertex (Claude), openai (any Chat Completions "
+        "endpoint) or stub (the runtime's deterministic offline model, no key needed).",
     )
     name: str = Field(
-        default="claude-sonnet-4-5", description="Model name at the provider.", min_length=1, max_length=128
-    )
-    api_key_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding the provider API key. Required for `anthropic`."
+        default="claude-sonnet-4-5", description="Model name at the provider.", min_length=1, max_length=256
     )
     fallbacks: list[ModelFallback] = Field(
-        default_factory=list, max_length=5, description="Ordered fallback models (at most 5)."
+        default_factory=list,
+        max_length=MAX_FALLBACKS,
+        description=f"Ordered fallback models, at any provider (at most {MAX_FALLBACKS}).",
     )
     timeout_seconds: float = Field(
         default=60, gt=0, le=600, description="Timeout of one LLM request, in seconds (0 < t <= 600)."
@@ -249,27 +412,44 @@ class ModelSpec(_Model):
     max_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of a failed LLM request before falling back (0-10)."
     )
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    "self.provider != 'anthropic' || has(self.apiKeySecretRef)",
-                    "model.apiKeySecretRef is required when model.provider is anthropic",
-                    ".apiKeySecretRef",
-                )
-            ]
-        }
+    degraded_reply: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Answer when every model fails: the run ends with it, marked degraded (header "
+        "X-Shepherd-Degraded), and still counts as a failed run (reason llm_unavailable) for the SLI.",
     )
+    context_overflow: ContextOverflow = Field(
+        default=ContextOverflow.trim,
+        description="A thread over a model's input limit: Trim drops the oldest turns (keeping system "
+        "prompts and tool-call pairs), Refuse fails the call with a clear error.",
+    )
+    cache: ResponseCache = Field(default_factory=ResponseCache, description="Response cache (opt-in).")
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _endpoint_rules("model")})
 
     @model_validator(mode="after")
-    def _key_for_anthropic(self) -> ModelSpec:
-        if self.provider == Provider.anthropic and self.api_key_secret_ref is None:
-            raise ValueError("model.apiKeySecretRef is required when model.provider is anthropic")
+    def _provider_settings(self) -> ModelSpec:
+        problems = [_endpoint_problem(self, "model")]
+        problems += [_endpoint_problem(f, f"model.fallbacks[{i}]") for i, f in enumerate(self.fallbacks)]
+        if problem := next((p for p in problems if p), None):
+            raise ValueError(problem)
         return self
+
+    def chain(self) -> list[ModelEndpoint]:
+        """The primary then each fallback, a fallback without provider taking the primary's settings."""
+        inherited = {"provider", "api_key_secret_ref", "base_url", "region", "project_id", "aws_credentials",
+                     "google_credentials_secret_ref"}  # fmt: skip
+        entries: list[ModelEndpoint] = [self]
+        for fallback in self.fallbacks:
+            if fallback.provider is None:
+                own = fallback.model_dump(exclude_unset=True, exclude=inherited)
+                fallback = ModelFallback.model_validate({**{k: getattr(self, k) for k in inherited}, **own})
+            entries.append(fallback)
+        return entries
 
 
 class CircuitBreaker(_Model):
-    """Per-model circuit breaker of the LLM client."""
+    """Circuit breaker of each model of the chain (tools set their own, see agent_service.tools)."""
 
     failure_threshold: int = Field(
         default=5, ge=1, le=1000, description="Consecutive failures that open the circuit (1-1000)."
@@ -1075,7 +1255,7 @@ class AgentDeploymentSpec(_Model):
         default_factory=ModelSpec, description="LLM provider, model and client settings."
     )
     circuit_breaker: CircuitBreaker = Field(
-        default_factory=CircuitBreaker, description="LLM circuit breaker."
+        default_factory=CircuitBreaker, description="Circuit breaker of each model of the chain."
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits, description="Request and token rate limits.")
     token_budget: TokenBudget = Field(default_factory=TokenBudget, description="LLM spend guards.")
@@ -1327,9 +1507,9 @@ class FreezeStatus(_Model):
 
 
 class CircuitStatus(_Model):
-    """State of one LLM circuit as scraped from agent_circuit_state."""
+    """State of one circuit as scraped from agent_circuit_state: a model's or a tool's."""
 
-    name: str = Field(description="Circuit name (provider/model).")
+    name: str = Field(description="Circuit name: `<provider>:<model>` or `tool:<tool name>`.")
     state: Literal["closed", "half-open", "open"] = Field(description="closed, half-open or open.")
     since: str | None = Field(default=None, description="When it entered this state (RFC 3339).")
 
@@ -1366,7 +1546,7 @@ class AgentDeploymentStatus(_Model):
     error_budget: ErrorBudgetStatus | None = Field(default=None, description="Error budget.")
     spend: SpendStatus | None = Field(default=None, description="LLM spend against spec.costBudget.")
     freeze: FreezeStatus | None = Field(default=None, description="Rollout freeze.")
-    circuits: list[CircuitStatus] = Field(default_factory=list, description="LLM circuits.")
+    circuits: list[CircuitStatus] = Field(default_factory=list, description="Model and tool circuits.")
     circuits_summary: str | None = Field(default=None, description="e.g. `closed` or `1/3 open` (CIRCUITS).")
     monitoring: list[str] = Field(
         default_factory=list, description="Monitoring kinds skipped because their CRD is absent."

@@ -173,7 +173,7 @@ PRINTER_COLUMNS = [
         "name": "Circuits",
         "type": "string",
         "jsonPath": ".status.circuitsSummary",
-        "description": "LLM circuit states.",
+        "description": "Model and tool circuit states.",
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

@@ -279,25 +279,23 @@ class Reconciler:
             return {"refreshed": True}
 
     async def _read_secrets(self, resource: AgentDeployment) -> tuple[tuple[str, str] | None, dict[str, Any]]:
-        """(the first missing Secret or key, or None; the data of the Secrets read, by name).
+        """(the first missing Secret or key, named by the field that refers to it, or None; the data
+        of the Secrets read, by name).
 
         The data feeds only the Pods' secrets digest (``shepherd.render.secret_hash``), never a log.
         """
         found: dict[str, Any] = {}
-        for ref in service_env.referenced_secrets(resource):
+        for path, ref in service_env.referenced_secrets(resource):
+            where = f"{path}: Secret {resource.namespace}/{ref.name}"
             if ref.name not in found:
                 got = await self.client.get("v1", "secrets", resource.namespace, ref.name)
                 if got.outcome is Outcome.NOT_FOUND:
-                    return ("SecretMissing", f"Secret {resource.namespace}/{ref.name} does not exist."), found
+                    return ("SecretMissing", f"{where} does not exist."), found
                 if not got.ok:
-                    return (
-                        "SecretUnreadable",
-                        f"Secret {resource.namespace}/{ref.name}: {got.message}",
-                    ), found
+                    return ("SecretUnreadable", f"{where}: {got.message}"), found
                 found[ref.name] = (got.body or {}).get("data") or {}
             if ref.key not in found[ref.name]:
-                problem = f"Secret {resource.namespace}/{ref.name} has no key {ref.key!r}."
-                return ("SecretKeyMissing", problem), found
+                return ("SecretKeyMissing", f"{where} has no key {ref.key!r}."), found
         return None, found
 
     async def _write_status(

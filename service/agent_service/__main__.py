@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from agent_service.api.usage import local_usage_listener
 from agent_service.app import create_app, drain
 from agent_service.observability.logging import configure_logging
-from agent_service.observability.tracing import configure_tracing
+from agent_service.observability.tracing import configure_tracing, instrument_http_clients
 from agent_service.settings import SettingsError, load_settings
 
 # After the runs have drained, open connections (idle keep-alives) get this long to close.
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     # Process-wide, so here and not in create_app: tests build many apps in one process.
     configure_logging(settings.log_level)
     configure_tracing(settings)
+    instrument_http_clients()
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -16,8 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
 from agent_service.api import assistants, crons, health, runs, threads, usage
+from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graphs
-from agent_service.llm import LLMError
+from agent_service.llm import LLMError, shared_llm
 from agent_service.observability.logging import RequestContextMiddleware
 from agent_service.observability.metrics import MetricsMiddleware, metrics_endpoint
 from agent_service.observability.tracing import TracingMiddleware
@@ -128,8 +129,19 @@ async def drain(runtime: Runtime) -> None:
     await runtime.engine.stop(runtime.settings.drain_grace_seconds)
 
 
+async def start_gateway(settings: Settings) -> Gateway | None:
+    """The LLM gateway on loopback, the SDKs pointed at it: before the graph loads (see gateway/)."""
+    if not settings.llm_gateway:
+        return None
+    gateway = Gateway(shared_llm(settings), settings.llm_gateway_port)
+    await gateway.start()
+    gateway.point_sdks_here()
+    return gateway
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    gateway = await start_gateway(app.state.settings)
     runtime = build_runtime(app.state.settings)
     app.state.runtime = runtime
     await runtime.engine.start()
@@ -138,6 +150,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await drain(runtime)
         await runtime.engine.blocking.aclose()
+        if gateway is not None:  # after the drain: runs still call their models until they end
+            await gateway.stop()
         await runtime.redis.aclose()
 
 

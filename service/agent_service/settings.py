@@ -6,10 +6,19 @@ new concern as a new block (field names map to upper-case environment variables)
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -25,6 +34,54 @@ class SettingsError(ValueError):
             name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
             lines.append(f"  {name}: {problem['msg']}")
         super().__init__("invalid agent-service settings:\n" + "\n".join(lines))
+
+
+class ChainPrice(BaseModel):
+    """USD per million tokens of one chain entry, replacing the pricing table (llm/pricing.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
+#: Secret fields of a chain entry, each read from LLM_CHAIN_<index>_<FIELD> (set from Secrets).
+CHAIN_SECRETS = (
+    "api_key",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "google_credentials",
+)
+_CHAIN_REQUIRED = {"anthropic": ("api_key",), "bedrock": ("region",), "vertex": ("region", "project_id")}
+
+
+class ChainEntry(BaseModel):
+    """One model of the fallback chain (LLM_CHAIN is a JSON list of these, primary first)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    provider: Literal["anthropic", "bedrock", "vertex", "openai", "stub"]
+    model: str = Field(min_length=1, max_length=256)
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    region: str | None = None
+    project_id: str | None = None
+    max_input_tokens: int | None = Field(default=None, ge=1)
+    pricing: ChainPrice | None = None
+    api_key: SecretStr | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    google_credentials: SecretStr | None = None  # a service account key (JSON)
+
+    @model_validator(mode="after")
+    def _provider_settings(self) -> ChainEntry:
+        missing = [name for name in _CHAIN_REQUIRED.get(self.provider, ()) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"provider {self.provider} needs {' and '.join(missing)}")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("aws_access_key_id and aws_secret_access_key go together")
+        return self
 
 
 class Settings(BaseSettings):
@@ -152,6 +209,28 @@ class Settings(BaseSettings):
         description="Without auth, GET /usage is served only on this host:port (the operator: loopback).",
     )
 
+    # --- models across providers (agent_service/llm, llm/gateway) ------------------------------
+    llm_chain: list[ChainEntry] = Field(
+        default=[],
+        description=(
+            "JSON list of chain entries (provider, model, settings), primary first; secrets from "
+            "LLM_CHAIN_<i>_<FIELD>. Set: replaces ANTHROPIC_API_KEY/LLM_MODEL/LLM_FALLBACK_MODELS."
+        ),
+    )
+    llm_gateway: bool = Field(default=True, description="Serve graphs' own SDK clients (see gateway/).")
+    llm_gateway_port: int = Field(
+        default=0, ge=0, le=65535, description="Loopback port of the LLM gateway; 0 = any free port."
+    )
+    llm_degraded_reply: str | None = Field(
+        default=None, max_length=4096, description="Answer when every model fails (marked degraded)."
+    )
+    llm_context_overflow: Literal["trim", "refuse"] = Field(
+        default="trim", description="Messages over a model's input limit: drop the oldest turns, or refuse."
+    )
+    llm_cache_ttl_seconds: int = Field(
+        default=0, ge=0, description="Response cache of temperature-0 calls in Redis; 0 = off."
+    )
+
     # --- security (agent_service/security) ---------------------------------------------------
     auth_jwt_secret: SecretStr | None = Field(
         default=None, description="HS256 secret (32+ bytes); enables auth."
@@ -186,6 +265,25 @@ class Settings(BaseSettings):
     )
     otel_service_name: str = Field(default="agent-service", description="service.name of traces.")
     log_level: str = Field(default="INFO", description="Root log level.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chain_secrets(cls, values: Any) -> Any:
+        """Each entry's secrets from LLM_CHAIN_<i>_<FIELD>: Secrets reach the Pod one variable each."""
+        chain = values.get("llm_chain") if isinstance(values, dict) else None
+        if not isinstance(chain, list):
+            return values
+        entries = []
+        for index, entry in enumerate(chain):
+            if isinstance(entry, dict):
+                found = {
+                    f: os.environ[v]
+                    for f in CHAIN_SECRETS
+                    if (v := f"LLM_CHAIN_{index}_{f.upper()}") in os.environ
+                }
+                entry = {**found, **entry}
+            entries.append(entry)
+        return {**values, "llm_chain": entries}
 
     @field_validator("agent_graph")
     @classmethod

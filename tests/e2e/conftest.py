@@ -58,11 +58,11 @@ def agent_manifest(name: str, image: str, fake_url: str, redis_url: str) -> dict
                 "provider": "anthropic",
                 "name": "claude-sonnet-4-5",
                 "apiKeySecretRef": {"name": "anthropic", "key": "api-key"},
+                "baseUrl": fake_url,
                 "maxRetries": 0,
                 "timeoutSeconds": 5,
             },
             "circuitBreaker": {"failureThreshold": 3, "recoveryTimeoutSeconds": 2, "halfOpenMaxCalls": 1},
-            "env": [{"name": "ANTHROPIC_BASE_URL", "value": fake_url}],
             "redis": {"external": {"url": redis_url}},
             "slo": {
                 "window": "1m",

@@ -58,13 +58,23 @@ def _circuits(
         out.append({"name": name, "state": state, "since": since})
         old_state = (old or {}).get("state", "closed")
         if state == "open" and old_state != "open":
-            events.append(EventSpec("Warning", "CircuitOpen", f"LLM circuit {name} is open."))
+            events.append(
+                EventSpec("Warning", "CircuitOpen", f"{circuit_kind(name)} circuit {name} is open.")
+            )
         elif state == "closed" and old_state != "closed":
-            events.append(EventSpec("Normal", "CircuitClosed", f"LLM circuit {name} closed again."))
+            events.append(
+                EventSpec("Normal", "CircuitClosed", f"{circuit_kind(name)} circuit {name} closed again.")
+            )
     for name, old in before.items():
         if name not in observed and old.get("state") != "closed":
-            events.append(EventSpec("Normal", "CircuitClosed", f"LLM circuit {name} no longer reported."))
+            text = f"{circuit_kind(name)} circuit {name} no longer reported."
+            events.append(EventSpec("Normal", "CircuitClosed", text))
     return out, events
+
+
+def circuit_kind(name: str) -> str:
+    """`Tool` for a wrapped tool's circuit (`tool:<name>`), `LLM` for a model's (`<provider>:<model>`)."""
+    return "Tool" if name.startswith("tool:") else "LLM"
 
 
 def circuits_summary(circuits: list[Mapping[str, Any]]) -> str:
@@ -280,7 +290,7 @@ def _conditions(
                 core_status.CIRCUITS_CLOSED,
                 yes,
                 "AllClosed" if circuits else "NoCircuits",
-                "Every LLM circuit is closed." if circuits else "No LLM circuit reported.",
+                "Every model and tool circuit is closed." if circuits else "No circuit reported.",
             )
         )
     return updates

@@ -7,9 +7,17 @@ referenced (``secretKeyRef``), never copied.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from shepherd.api import AgentDeployment, Provider, SecretKeyRef, duration_seconds
+from shepherd.api import (
+    MAX_FALLBACKS,
+    AgentDeployment,
+    ContextOverflow,
+    ModelEndpoint,
+    SecretKeyRef,
+    duration_seconds,
+)
 from shepherd.render.common import (
     REDIS_AGENT_USER,
     REDIS_PORT,
@@ -51,11 +59,19 @@ WEBHOOK_ALLOWED_HOSTS = _var("WEBHOOK_ALLOWED_HOSTS", "spec.webhooks.allowedHost
 WEBHOOK_SECRET = _var("WEBHOOK_SECRET", "spec.webhooks.signingSecretRef")
 WEBHOOK_TIMEOUT_SECONDS = _var("WEBHOOK_TIMEOUT_SECONDS", "spec.webhooks.timeoutSeconds")
 WEBHOOK_MAX_ATTEMPTS = _var("WEBHOOK_MAX_ATTEMPTS", "spec.webhooks.maxAttempts")
-# Set: Claude; unset: the runtime's offline stub model.
-ANTHROPIC_API_KEY = _var("ANTHROPIC_API_KEY", "spec.model.apiKeySecretRef")
-LLM_MODEL = _var("LLM_MODEL", "spec.model.name")
-#: Comma-separated model names, tried in order.
-LLM_FALLBACK_MODELS = _var("LLM_FALLBACK_MODELS", "spec.model.fallbacks")
+#: The fallback chain, JSON (agent_service.settings.ChainEntry): spec.model then each fallback.
+LLM_CHAIN = _var("LLM_CHAIN", "spec.model (name, provider, fallbacks)")
+#: Secrets of chain entry i: LLM_CHAIN_<i>_<FIELD> (agent_service.settings.CHAIN_SECRETS).
+LLM_CHAIN_SECRET = "LLM_CHAIN_{index}_{field}"
+_CHAIN_SECRET_FIELDS = (
+    "API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_CREDENTIALS"
+)  # fmt: skip
+for _index in range(1 + MAX_FALLBACKS):
+    for _field in _CHAIN_SECRET_FIELDS:
+        _var(LLM_CHAIN_SECRET.format(index=_index, field=_field), "spec.model (the chain's SecretRef fields)")
+LLM_DEGRADED_REPLY = _var("LLM_DEGRADED_REPLY", "spec.model.degradedReply")
+LLM_CONTEXT_OVERFLOW = _var("LLM_CONTEXT_OVERFLOW", "spec.model.contextOverflow")
+LLM_CACHE_TTL_SECONDS = _var("LLM_CACHE_TTL_SECONDS", "spec.model.cache")
 LLM_TIMEOUT_SECONDS = _var("LLM_TIMEOUT_SECONDS", "spec.model.timeoutSeconds")
 LLM_MAX_RETRIES = _var("LLM_MAX_RETRIES", "spec.model.maxRetries")
 CIRCUIT_FAILURE_THRESHOLD = _var("CIRCUIT_FAILURE_THRESHOLD", "spec.circuitBreaker.failureThreshold")
@@ -135,9 +151,8 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         AGENT_GRAPH: spec.graph,
         AGENT_GRAPH_ID: spec.graph_id,
         DRAIN_GRACE_SECONDS: str(max(spec.termination_grace_period_seconds - DRAIN_RESERVE_SECONDS, 0)),
-        LLM_MODEL: spec.model.name,
-        # Always set (the service's default list names a real model even for the stub provider).
-        LLM_FALLBACK_MODELS: ",".join(f.name for f in spec.model.fallbacks),
+        LLM_CHAIN: json.dumps([_chain_entry(entry) for entry in spec.model.chain()], sort_keys=True),
+        LLM_CONTEXT_OVERFLOW: "refuse" if spec.model.context_overflow == ContextOverflow.refuse else "trim",
         LLM_TIMEOUT_SECONDS: _num(spec.model.timeout_seconds),
         LLM_MAX_RETRIES: str(spec.model.max_retries),
         CIRCUIT_FAILURE_THRESHOLD: str(spec.circuit_breaker.failure_threshold),
@@ -174,6 +189,10 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
     data.update({k: _num(v) for k, v in optional.items() if v is not None})
     if cost.enforce:
         data[SPEND_BUDGET_ENFORCE] = "true"
+    if spec.model.degraded_reply is not None:
+        data[LLM_DEGRADED_REPLY] = spec.model.degraded_reply
+    if spec.model.cache.enabled:
+        data[LLM_CACHE_TTL_SECONDS] = str(spec.model.cache.ttl_seconds)
     if spec.auth is not None:
         data[AUTH_TENANT_CLAIM] = spec.auth.tenant_claim
         data[AUTH_ROLES_CLAIM] = spec.auth.roles_claim
@@ -200,24 +219,72 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
     return dict(sorted(data.items()))
 
 
+def _chain_entry(entry: ModelEndpoint) -> dict[str, Any]:
+    """One entry of LLM_CHAIN: the plain settings only (its secrets are separate variables)."""
+    out: dict[str, Any] = {"provider": str(entry.provider), "model": entry.name}
+    for name in ("base_url", "region", "project_id", "max_input_tokens"):
+        if (value := getattr(entry, name)) is not None:
+            out[name] = value
+    if entry.pricing is not None:
+        price = entry.pricing
+        fields = {
+            "input": price.input_per_m_tok,
+            "output": price.output_per_m_tok,
+            "cache_read": price.cache_read_per_m_tok,
+            "cache_write": price.cache_write_per_m_tok,
+        }
+        out["pricing"] = {k: v for k, v in fields.items() if v is not None}
+    return out
+
+
+def _chain_secrets(resource: AgentDeployment) -> list[tuple[str, str, SecretKeyRef]]:
+    """(field path, variable, Secret key) of every credential of the chain, in order."""
+    model = resource.spec.model
+    found: list[tuple[str, str, SecretKeyRef]] = []
+    for index, entry in enumerate(model.chain()):
+        # A fallback without provider borrows the primary's credentials: named where they are set.
+        own = index > 0 and model.fallbacks[index - 1].provider is not None
+        path = f"spec.model.fallbacks[{index - 1}]" if own else "spec.model"
+        refs = {
+            "api_key": ("apiKeySecretRef", entry.api_key_secret_ref),
+            "google_credentials": ("googleCredentialsSecretRef", entry.google_credentials_secret_ref),
+        }
+        if entry.aws_credentials is not None:
+            aws = entry.aws_credentials
+            refs |= {
+                "aws_access_key_id": ("awsCredentials.accessKeyIdSecretRef", aws.access_key_id_secret_ref),
+                "aws_secret_access_key": (
+                    "awsCredentials.secretAccessKeySecretRef",
+                    aws.secret_access_key_secret_ref,
+                ),
+                "aws_session_token": ("awsCredentials.sessionTokenSecretRef", aws.session_token_secret_ref),
+            }
+        for field, (name, ref) in refs.items():
+            if ref is not None:
+                variable = LLM_CHAIN_SECRET.format(index=index, field=field.upper())
+                found.append((f"{path}.{name}", variable, ref))
+    return found
+
+
 def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
-def referenced_secrets(resource: AgentDeployment) -> list[SecretKeyRef]:
-    """Every Secret key the workload needs; the operator checks they exist before rolling out."""
+def referenced_secrets(resource: AgentDeployment) -> list[tuple[str, SecretKeyRef]]:
+    """(field path, Secret key) of every Secret the workload needs; the operator checks they exist
+    before rolling out, naming the field that refers to a missing one."""
     spec = resource.spec
-    refs: list[SecretKeyRef] = []
-    if spec.model.api_key_secret_ref is not None:
-        refs.append(spec.model.api_key_secret_ref)
+    refs = [(path, ref) for path, _, ref in _chain_secrets(resource)]
     if spec.auth is not None and spec.auth.secret_ref is not None:
-        refs.append(spec.auth.secret_ref)
+        refs.append(("spec.auth.secretRef", spec.auth.secret_ref))
     if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:
-        refs.append(spec.redis.external.url_secret_ref)
+        refs.append(("spec.redis.external.urlSecretRef", spec.redis.external.url_secret_ref))
     if spec.webhooks.signing_secret_ref is not None:
-        refs.append(spec.webhooks.signing_secret_ref)
-    refs.extend(e.secret_key_ref for e in spec.env if e.secret_key_ref is not None)
-    refs.extend(redis_tls_refs(resource))
+        refs.append(("spec.webhooks.signingSecretRef", spec.webhooks.signing_secret_ref))
+    refs.extend(
+        (f"spec.env[{i}].secretKeyRef", e.secret_key_ref) for i, e in enumerate(spec.env) if e.secret_key_ref
+    )
+    refs.extend(("spec.redis.managed.tls.secretName", ref) for ref in redis_tls_refs(resource))
     return refs
 
 
@@ -232,7 +299,7 @@ def redis_tls_refs(resource: AgentDeployment) -> list[SecretKeyRef]:
 
 def agent_secret_refs(resource: AgentDeployment) -> list[SecretKeyRef]:
     """Every Secret key the agent Pods read (their template hashes these keys' values)."""
-    refs = referenced_secrets(resource)
+    refs = [ref for _, ref in referenced_secrets(resource)]
     if resource.spec.redis.managed is not None:
         refs.append(SecretKeyRef(name=redis_auth_name(resource), key=REDIS_AGENT_USER))
     return refs
@@ -242,9 +309,7 @@ def container_env(resource: AgentDeployment) -> list[dict[str, Any]]:
     """``env`` of the agent container: secret references, then the user's variables (never one
     Shepherd sets: the CRD refuses those)."""
     spec = resource.spec
-    env: list[dict[str, Any]] = []
-    if spec.model.provider == Provider.anthropic and spec.model.api_key_secret_ref is not None:
-        env.append(_secret_env(ANTHROPIC_API_KEY, spec.model.api_key_secret_ref))
+    env: list[dict[str, Any]] = [_secret_env(variable, ref) for _, variable, ref in _chain_secrets(resource)]
     if spec.auth is not None and spec.auth.secret_ref is not None:
         env.append(_secret_env(AUTH_JWT_SECRET, spec.auth.secret_ref))
     if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:

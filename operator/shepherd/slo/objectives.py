@@ -17,7 +17,8 @@ adds samples here, never rules. Exported series (all gauges; the operator must b
 ``shepherd_slo_window_seconds{namespace, agentdeployment}``
     The SLO window in seconds.
 ``shepherd_slo_circuits_expected{namespace, agentdeployment}``
-    How many model circuits (primary + distinct fallbacks) a pod has; "all open" means this many.
+    How many model circuits (primary + distinct fallbacks, per provider) a pod has; "all open" means
+    this many. Tool circuits (`tool:<name>`) are not model circuits and do not count.
 ``shepherd_slo_model_info{namespace, agentdeployment, provider, model, role}``
     1 per model; ``role`` is ``primary`` or ``fallback`` (joined by the fallback-rate rule).
 ``shepherd_slo_policy_step_percent{namespace, agentdeployment, step, action}``
@@ -63,8 +64,9 @@ TTFT_BUCKETS: tuple[float, ...] = service_buckets.ttft()
 #: Events needed in a burn-rate alert's long window before it may fire (``spec.slo.minEvents``
 #: overrides it): 1 failure out of 2 requests must not page.
 DEFAULT_MIN_EVENTS = 20
-#: Providers whose calls go through a circuit breaker (the offline stub does not).
-CIRCUIT_PROVIDERS = frozenset({"anthropic"})
+#: Providers whose calls go through a circuit breaker (the offline stub does not); the service's
+#: agent_service.llm.routes.CIRCUIT_PROVIDERS, kept in sync by a unit test.
+CIRCUIT_PROVIDERS = frozenset({"anthropic", "bedrock", "vertex", "openai"})
 
 _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shepherd_slo_objective": (
@@ -171,19 +173,21 @@ def _ratio(target: Any) -> float:
 
 
 def _models(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(provider, model, role) of the primary model then each distinct fallback."""
+    """(provider, model, role) of the primary model then each distinct fallback (a fallback without
+    provider is at the primary's)."""
     model = spec.get("model") or {}
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     out = []
     entries = [(model, "primary")] + [(f, "fallback") for f in model.get("fallbacks") or []]
     for entry, role in entries:
         if isinstance(entry, str):
             entry = {"name": entry}
         name = entry.get("name")
-        if not name or name in seen:
+        provider = str(entry.get("provider") or model.get("provider") or "")
+        if not name or (provider, name) in seen:
             continue
-        seen.add(name)
-        out.append((str(entry.get("provider") or model.get("provider") or ""), str(name), role))
+        seen.add((provider, name))
+        out.append((provider, str(name), role))
     return out
 
 

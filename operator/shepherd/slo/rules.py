@@ -558,7 +558,7 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
     fallback = (
         f"sum by ({_BY}) (\n"
         f"  {success}\n"
-        f"  and on ({_BY}, model)\n"
+        f"  and on ({_BY}, provider, model)\n"
         f'  shepherd_slo_model_info{{role="fallback"}}\n'
         f")"
     )
@@ -576,10 +576,11 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
         f")"
     )
     open_for = format_duration(config.circuit_open_for)
-    # A circuit is named provider:model; an idle open one (a fallback no request needs since the
-    # primary recovered) keeps its gauge until its next call, so it must still be refusing or
-    # failing calls to count.
+    # A circuit is named provider:model, or tool:<tool> for a wrapped tool; an idle open one (a
+    # fallback no request needs since the primary recovered) keeps its gauge until its next call, so
+    # it must still be refusing or failing calls to count.
     unanswered = f'increase(agent_llm_requests_total{{outcome!="success"}}[{open_for}])'
+    tool_failures = f'increase(agent_tool_calls_total{{outcome!="success"}}[{open_for}])'
     all_for = format_duration(config.all_circuits_open_for)
     rules = [
         _record(ratio_name, ratio),
@@ -588,9 +589,15 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
             expr=(
                 f"max by ({_BY}, circuit) (agent_circuit_state) > 0\n"
                 f"and on ({_BY}, circuit)\n"
-                f"label_join(\n"
-                f"  sum by ({_BY}, provider, model) ({unanswered}) > 0,\n"
-                f'  "circuit", ":", "provider", "model"\n)'
+                f"(\n"
+                f"  label_join(\n"
+                f"    sum by ({_BY}, provider, model) ({unanswered}) > 0,\n"
+                f'    "circuit", ":", "provider", "model"\n  )\n'
+                f"  or\n"
+                f"  label_replace(\n"
+                f"    sum by ({_BY}, tool) ({tool_failures}) > 0,\n"
+                f'    "circuit", "tool:$1", "tool", "(.*)"\n  )\n'
+                f")"
             ),
             for_=config.circuit_open_for,
             severity="warning",
@@ -598,8 +605,8 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
             description=(
                 f"Circuit {{{{ $labels.circuit }}}} of {_where('')} has been open or half-open "
                 f"(state {{{{ $value }}}}: 1 half-open, 2 open) for more than {open_for} in at least "
-                f"one pod, and calls to it were still refused or failing in the last {open_for}; they "
-                f"fail fast or go to a fallback model."
+                f"one pod, and calls to it were still refused or failing in the last {open_for}; model "
+                f"calls fail fast or go to a fallback model, tool calls fail fast."
             ),
             config=config,
         ),
@@ -607,7 +614,7 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
             ALL_CIRCUITS_OPEN_ALERT,
             expr=(
                 f"count by ({_BY}) (\n"
-                f"  count by ({_BY}, instance) (agent_circuit_state > 0)\n"
+                f'  count by ({_BY}, instance) (agent_circuit_state{{circuit!~"tool:.*"}} > 0)\n'
                 f"  >= on ({_BY}) group_left ()\n"
                 f"  max by ({_BY}) (shepherd_slo_circuits_expected)\n"
                 f")"

@@ -34,8 +34,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
@@ -43,7 +43,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from agent_service.llm.errors import BudgetExceededError
-from agent_service.llm.pricing import Usage, price_of
+from agent_service.llm.pricing import Price, Usage, price_of
 from agent_service.observability.context import RequestContext
 from agent_service.observability.metrics import FAIL_OPEN, TOKEN_BUDGET_EXHAUSTED
 from agent_service.usage import UsageStore, spend_tag
@@ -126,6 +126,8 @@ class Estimate:
     input_tokens: int
     max_output_tokens: int
     models: tuple[str, ...]
+    #: Prices that replace the table for some models (spec.model pricing overrides).
+    prices: Mapping[str, Price] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -134,7 +136,8 @@ class Estimate:
     @property
     def micros(self) -> int:
         """At the dearest model of the chain, input priced as cache writes (the dearest input kind)."""
-        price = max((price_of(m) for m in self.models), key=lambda p: p.cache_write + p.output)
+        prices = (self.prices.get(m) or price_of(m) for m in self.models)
+        price = max(prices, key=lambda p: p.cache_write + p.output)
         worst = self.input_tokens * price.cache_write + self.max_output_tokens * price.output
         return int(worst) + 1  # per million tokens x tokens = micro-dollars
 

@@ -83,6 +83,16 @@ WEBHOOK_DELIVERIES = Counter(
     "Run webhook deliveries: delivered, retried (a failed try), failed (gave up), refused (destination).",
     ["outcome"],
 )
+LLM_CACHE = Counter(
+    "agent_llm_cache_total", "Response cache look-ups of deterministic LLM calls by result.", ["result"]
+)
+TOOL_CALLS = Counter("agent_tool_calls_total", "Tool calls by outcome.", ["tool", "outcome"])
+TOOL_DURATION = Histogram(
+    "agent_tool_duration_seconds",
+    "Duration of one tool call (every attempt of a wrapped tool included).",
+    ["tool"],
+    buckets=LATENCY_BUCKETS,
+)
 # Not in the DESIGN contract: counts decisions taken without Redis (see security/ratelimit.py, llm/budget.py).
 FAIL_OPEN = Counter(
     "agent_fail_open_total", "Limit checks skipped because their Redis backend failed.", ["component"]

@@ -297,9 +297,13 @@ class RunEngine:
         if execution is not None:
             await asyncio.shield(execution.ended.wait())
             if execution.result is not None:
+                _mark_degraded(execution.context.degraded if execution.context else None)
                 return execution.result
         record = await self.wait(thread_id, run_id)
-        return None if record is None else await self.result(record)
+        if record is None:
+            return None
+        _mark_degraded(record.get("degraded"))
+        return await self.result(record)
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -353,3 +357,9 @@ class RunEngine:
 
 
 __all__ = ["RunEngine", "RunNotFoundError", "ThreadBusyError"]
+
+
+def _mark_degraded(reason: str | None) -> None:
+    """A run answered with the degraded reply: its waiter's response says so (X-Shepherd-Degraded)."""
+    if reason:
+        current_request().degraded = reason

@@ -71,6 +71,8 @@ def test_runbooks_use_metric_names_that_exist() -> None:
         "agent_rate_limited_total", "agent_token_budget_exhausted_total",
         "agent_runs_total", "agent_run_duration_seconds", "agent_run_queue_seconds",
         "agent_runs_pending", "agent_runs_running", "agent_run_recoveries_total",
+        "agent_tool_calls_total",
+        "agent_tool_duration_seconds", "agent_llm_cache_total",
         "shepherd_reconcile_total", "shepherd_reconcile_errors_total", "shepherd_prometheus_up",
     }  # fmt: skip
     from shepherd.slo.objectives import _METRICS
