@@ -15,9 +15,12 @@
 * ``child-deployment`` (event on Deployments labelled managed-by=shepherd): replica counts reach
   the owner's status as Pods become ready, and a deleted/edited Deployment is repaired at once.
   The owner's body comes from the ``owners`` index (kopf keeps it from its watch: no GET).
+* kopf's diff base and handler progress live in memory (``shepherd.kopfstate``): no PATCH of them.
+* a rollout's status waits ``SHEPHERD_STATUS_SETTLE_SECONDS`` (15) to settle (``shepherd.reconcile``).
 
 Deleting an AgentDeployment needs no handler (and so no finalizer): its children carry a
 controller ownerReference and the garbage collector removes them even while the operator is down.
+``forget`` (event: the resource is gone) only drops what this process remembers of it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from shepherd.budget.gate import FreezeGate
 from shepherd.budget.watcher import BudgetWatcher, watcher_enabled
 from shepherd.budget.watcher import settings_from_env as watcher_settings
 from shepherd.fleetrules import FleetRules
+from shepherd.kopfstate import MemoryDiffBase, MemoryProgress
 from shepherd.kube import KubeClient, KubeError
 from shepherd.reconcile import Reconciler
 from shepherd.render.common import MANAGED_BY, OWNER_LABEL
@@ -42,6 +46,8 @@ from shepherd.render.monitoring import NO_LABELS, MonitoringLabels
 from shepherd.resync import Resync
 
 RESYNC_SECONDS = float(os.environ.get("SHEPHERD_RESYNC_SECONDS", "300"))
+#: How long a status that only reports a rollout under way waits for the rollout to finish.
+STATUS_SETTLE_SECONDS = float(os.environ.get("SHEPHERD_STATUS_SETTLE_SECONDS", "15"))
 ANNOTATION_PREFIX = "shepherd.dev"
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 #: Namespaces (glob patterns allowed) the operator serves; empty = all. Set by ``shepherd.__main__``.
@@ -59,10 +65,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     # kopf's bookkeeping under Shepherd's own annotation prefix.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    # kopf's bookkeeping in memory; its one annotation (a retry's touch) under Shepherd's prefix.
+    settings.persistence.progress_storage = memo.progress = MemoryProgress(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = memo.diffbase = MemoryDiffBase()
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     # Shepherd posts its own Events on condition transitions; kopf only posts warnings and errors.
     settings.posting.level = logging.WARNING
@@ -73,7 +78,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The error-budget policy reaches the reconcile as a verdict provider; the budget watcher is one
     # task for the whole fleet (not a per-resource timer), started here and cancelled at cleanup.
     gate = FreezeGate()
-    memo.reconciler = Reconciler(client, verdicts=gate, labels=MONITORING_LABELS)
+    memo.reconciler = Reconciler(
+        client, verdicts=gate, labels=MONITORING_LABELS, settle_seconds=STATUS_SETTLE_SECONDS
+    )
     # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics.
     memo.resources = metrics.ResourceCache()
     metrics.register_objectives(memo.resources)
@@ -85,6 +92,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         lambda body: _counted(memo, body),
         interval=RESYNC_SECONDS,
         namespaces=list(NAMESPACES),
+        concurrency=memo.reconciler.concurrency,  # enough at once for their LISTs to be shared
         after=lambda items: _after_resync(memo, items),
     )
     memo.resync.start()
@@ -143,7 +151,7 @@ async def _after_resync(memo: Any, items: list[dict[str, Any]]) -> None:
     listed = {(item.get("metadata") or {}).get("uid") for item in items}
     for cached in memo.resources.values():
         if cached["metadata"].get("uid") not in listed:
-            memo.resources.drop(cached["metadata"]["uid"])
+            _forget(memo, cached["metadata"]["uid"])
     await _fleet_rules(memo, force=True)
 
 
@@ -193,9 +201,17 @@ async def child_deployment(
         raise kopf.TemporaryError(str(exc), delay=10) from exc
 
 
-@kopf.on.delete(*RESOURCE, id="forget", optional=True)
-async def forget(uid: str, memo: kopf.Memo, **_: Any) -> None:
-    """Drop per-resource state (optional: adds no finalizer, may miss deletions while down)."""
+@kopf.on.event(*RESOURCE, id="forget")
+async def forget(type: str | None, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    """Drop what this process keeps of a deleted resource (deletions while it was down: the resync)."""
+    if type != "DELETED":
+        return
+    _forget(memo, uid)
+    await _fleet_rules(memo)
+
+
+def _forget(memo: Any, uid: str) -> None:
     memo.reconciler.forget(uid)
     memo.resources.drop(uid)
-    await _fleet_rules(memo)
+    memo.diffbase.forget(uid)
+    memo.progress.forget(uid)
