@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("operator_scale", "service_load", "slo_fleet", "freeze_reaction")
+BENCHMARKS = ("operator_scale", "operator_failover", "service_load", "slo_fleet", "freeze_reaction")
 
 
 def machine() -> str:
