@@ -20,7 +20,7 @@ only when their controller ownerReference is this resource's uid. Kinds whose CR
 on LIST) are reported, not fatal.
 
 ``ChildLister`` serves the LISTs of many reconciles at once: the reconciles of one namespace that
-ask within a few milliseconds of each other (a resync round, the resume of every resource after a
+ask while earlier LISTs are under way (a resync round, the resume of every resource after a
 restart) share one LIST per kind with a set-based selector (``shepherd.dev/agentdeployment in
 (a,b,...)``): a restart with 2,000 resources sends ~11 x 2,000 / batch LISTs instead of 22,000,
 and each of those scans the apiserver's cache of that kind once.
@@ -167,32 +167,39 @@ class _Batch:
 
 class ChildLister:
     """``list_children`` shared by the reconciles of one namespace that ask at about the same time
-    (see the module docstring): a batch is sent ``window`` seconds after its first request, or at
-    once when ``max_batch`` owners are in it. Everyone in a batch gets the error of a failed LIST."""
+    (see the module docstring). A request is sent at once when fewer than ``in_flight`` batches of
+    its namespace are under way; otherwise it joins the next batch, sent when one of those returns
+    (or when ``max_batch`` owners wait): alone, a reconcile waits for nothing; in a crowd, the
+    batches grow with the crowd. Everyone in a batch gets the error of a failed LIST."""
 
-    def __init__(self, client: KubeClient, *, max_batch: int = 64, window: float = 0.005) -> None:
-        self.client, self.max_batch, self.window = client, max_batch, window
+    def __init__(self, client: KubeClient, *, max_batch: int = 64, in_flight: int = 2) -> None:
+        self.client, self.max_batch, self.in_flight = client, max_batch, in_flight
         self._open: dict[str, _Batch] = {}
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: dict[str, set[asyncio.Task[None]]] = {}
 
     async def __call__(self, namespace: str, owner_name: str) -> tuple[LiveChildren, set[str]]:
-        batch = self._open.get(namespace)
-        if batch is None:
-            batch = self._open[namespace] = _Batch()
-            asyncio.get_running_loop().call_later(self.window, self._send, namespace, batch)
+        batch = self._open.setdefault(namespace, _Batch())
         batch.owners.add(owner_name)
-        if len(batch.owners) >= self.max_batch:
-            self._send(namespace, batch)
+        if len(self._sending.get(namespace, ())) < self.in_flight or len(batch.owners) >= self.max_batch:
+            self._send(namespace)
         by_owner, absent = await asyncio.shield(batch.result)
         return by_owner.get(owner_name, {}), set(absent)
 
-    def _send(self, namespace: str, batch: _Batch) -> None:
-        if self._open.get(namespace) is not batch:
-            return  # already sent (full before its window ended)
-        del self._open[namespace]
+    def _send(self, namespace: str) -> None:
+        batch = self._open.pop(namespace, None)
+        if batch is None:
+            return
+        tasks = self._sending.setdefault(namespace, set())
         task = asyncio.create_task(self._fetch(namespace, batch), name=f"list-children-{namespace}")
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        tasks.add(task)
+        task.add_done_callback(lambda done: self._sent(namespace, done))
+
+    def _sent(self, namespace: str, task: asyncio.Task[None]) -> None:
+        tasks = self._sending.get(namespace, set())
+        tasks.discard(task)
+        if not tasks:
+            self._sending.pop(namespace, None)
+        self._send(namespace)  # the batch that waited for this one
 
     async def _fetch(self, namespace: str, batch: _Batch) -> None:
         owners = ",".join(sorted(batch.owners))

@@ -14,7 +14,7 @@
   the reconciler and the fleet rules through ``MONITORING_LABELS``.
 * ``child-deployment`` (event on Deployments labelled managed-by=shepherd): replica counts reach
   the owner's status as Pods become ready, and a deleted/edited Deployment is repaired at once.
-  The owner's body comes from the ``owners`` index (kopf keeps it from its watch: no GET).
+  The owner's body comes from ``track`` (an event handler keeping the latest bodies: no GET).
 * kopf's diff base and handler progress live in memory (``shepherd.kopfstate``): no PATCH of them.
 * a rollout's status waits ``SHEPHERD_STATUS_SETTLE_SECONDS`` (15) to settle (``shepherd.reconcile``).
 
@@ -62,6 +62,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    # The initial listing (every resource and Deployment) in pages, not one response held at once.
+    settings.watching.chunk_size = 500
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     # kopf's bookkeeping under Shepherd's own annotation prefix.
@@ -81,8 +83,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.reconciler = Reconciler(
         client, verdicts=gate, labels=MONITORING_LABELS, settle_seconds=STATUS_SETTLE_SECONDS
     )
-    # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics.
+    # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics; and its
+    # latest body, for the child events (``track``).
     memo.resources = metrics.ResourceCache()
+    memo.owners = {}
     metrics.register_objectives(memo.resources)
     # One resync loop for the fleet (a kopf timer would add a task and a finalizer per resource).
     # The fleet's SLO rules: one PrometheusRule per window in use (None without SHEPHERD_NAMESPACE).
@@ -171,12 +175,6 @@ async def reconcile(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> 
     await _run(memo, body, first_time=reason == "create")
 
 
-@kopf.index(*RESOURCE, id="owners")
-def owners(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    """The latest body of every AgentDeployment, kept by kopf from its watch (no GET per child event)."""
-    return {(namespace, name): copy.deepcopy(dict(body))}
-
-
 @kopf.on.event(
     "apps",
     "v1",
@@ -185,32 +183,44 @@ def owners(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[s
     labels={"app.kubernetes.io/managed-by": MANAGED_BY, OWNER_LABEL: kopf.PRESENT},
 )
 async def child_deployment(
-    type: str | None, body: kopf.Body, namespace: str, memo: kopf.Memo, owners: kopf.Index, **_: Any
+    type: str | None, body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    found = list(owners.get((namespace, body.metadata.labels.get(OWNER_LABEL)), []))
-    if not found:
-        return  # owner gone (GC follows) or not seen yet (its own create handler reconciles it)
-    owner = found[0]
+    owner = memo.owners.get((namespace, body.metadata.labels.get(OWNER_LABEL)))
+    if owner is None:
+        return  # owner gone (GC follows) or not seen yet (its own resume or create reconciles it)
     if type == "DELETED":
         await _run(memo, owner)  # drift: recreate it now
         return
     try:
-        # The indexed body may lag behind; a stale status write gets a 409 and is recomputed.
+        # The cached body may predate our own status write: the reconciler knows (``_freshest``).
         await memo.reconciler.refresh_from_deployment(owner, dict(body))
     except KubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=10) from exc
 
 
-@kopf.on.event(*RESOURCE, id="forget")
-async def forget(type: str | None, uid: str, memo: kopf.Memo, **_: Any) -> None:
-    """Drop what this process keeps of a deleted resource (deletions while it was down: the resync)."""
-    if type != "DELETED":
+@kopf.on.event(*RESOURCE, id="track")
+async def track(
+    type: str | None, body: kopf.Body, namespace: str, name: str, uid: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """The latest body of every AgentDeployment, from kopf's watch (no GET per child event), and
+    forgetting a deleted one (deletions while the operator was down: the resync round).
+
+    An event handler, not a kopf index: an index makes every object of the initial listing wait
+    until all are indexed, each waiter woken at every one indexed (quadratic: most of a restart's
+    CPU at 1,000 resources). A child event before its owner's just finds no owner; the owner's own
+    resume reconciles it."""
+    if type == "DELETED":
+        _forget(memo, uid)
+        await _fleet_rules(memo)
         return
-    _forget(memo, uid)
-    await _fleet_rules(memo)
+    meta = {k: v for k, v in body.metadata.items() if k != "managedFields"}  # a third of a body, unused
+    memo.owners[(namespace, name)] = copy.deepcopy({**body, "metadata": meta})
 
 
 def _forget(memo: Any, uid: str) -> None:
+    for key, owner in list(memo.owners.items()):
+        if owner["metadata"].get("uid") == uid:
+            del memo.owners[key]
     memo.reconciler.forget(uid)
     memo.resources.drop(uid)
     memo.diffbase.forget(uid)

@@ -278,6 +278,14 @@ class Reconciler:
                 body, current = fresh.body, dict(fresh.body.get("status") or {})
                 if current.get("observedGeneration") != int(body["metadata"].get("generation", 0)):
                     return {"skipped": "generation not reconciled yet"}
+            version = _version(deployment)
+            if (
+                version is not None
+                and version == self._seen.get(uid)
+                and resource is not None
+                and self._reconciled.get(uid) == resource.generation
+            ):
+                return {"skipped": "Deployment snapshot already seen"}  # e.g. a restart's listing
             if not self._newest(uid, deployment):
                 return {"skipped": "older Deployment snapshot"}
             ready = status.condition(current, status.READY) or {}

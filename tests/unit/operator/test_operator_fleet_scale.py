@@ -33,7 +33,8 @@ async def test_reconciles_at_the_same_time_share_one_list_per_kind():
     await asyncio.gather(*(rec.reconcile(named(n), first_time=True) for n in names))  # no LISTs
     kube.counts.clear()
     results = await asyncio.gather(*(rec.reconcile(named(n, status=SEEN)) for n in names))
-    assert kube.counts["GET"] == KINDS  # 20 resources, one batch
+    # The first two are sent at once (two batches in flight at most), the 18 others wait for one.
+    assert kube.counts["GET"] == 3 * KINDS
     assert all(r["applied"] == [] for r in results)  # each saw its own children: nothing to apply
     assert kube.writes == 20  # the status of each (first seen "reconciled"), no child write
 
@@ -50,9 +51,10 @@ async def test_a_failed_batch_list_reaches_every_reconcile_in_it():
 
 async def test_batches_are_per_namespace_and_bounded():
     kube = FakeKube()
-    lister = ChildLister(kube, max_batch=4)
+    lister = ChildLister(kube, max_batch=4, in_flight=1)
     await asyncio.gather(*(lister(NS, f"a{i}") for i in range(8)), lister("other", "b"))
-    assert kube.counts["GET"] == 3 * KINDS  # two full batches in NS, one in "other"
+    # NS: a0 at once, a1-a4 once full, a5-a7 when a batch returns; "other" at once, on its own.
+    assert kube.counts["GET"] == 4 * KINDS
 
 
 async def test_a_rollout_that_settles_in_time_is_one_status_write_and_no_event():
@@ -127,6 +129,14 @@ def test_the_diff_base_is_kept_in_memory_and_forgotten_with_the_resource():
     storage.store(body=one, patch=patch, essence=storage.build(body=one))
     assert not patch  # nothing is written to the resource
     assert storage.fetch(body=one) == {"spec": {"replicas": 1}}
+    full = kopf.Body(
+        {
+            "metadata": {"uid": "u1", "labels": {"a": "1"}, "managedFields": [{"manager": "x"}]},
+            "spec": {"replicas": 2},
+            "status": {"ready": "1/1"},
+        }
+    )
+    assert storage.build(body=full) == {"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 2}}
     storage.forget("u1")
     assert len(storage) == 0
 
@@ -167,3 +177,21 @@ def test_handler_progress_is_kept_in_memory_and_an_older_record_is_removed():
     storage.store(key="reconcile", record={"retries": 1}, body=fresh, patch=kopf.Patch())
     storage.forget("u2")
     assert storage.fetch(key="reconcile", body=fresh) is None
+
+
+async def test_a_deployment_snapshot_the_reconcile_saw_is_not_compared_again():
+    """A restart lists the Deployments too: the one the resume compared needs no second look."""
+    kube = FakeKube()
+    rec = Reconciler(kube)
+    await rec.reconcile(body({}), first_time=True)
+    deployment = copy.deepcopy(kube.objects[("deployments", NS, "demo")])
+    deployment["metadata"]["resourceVersion"] = "7"
+    kube.objects[("deployments", NS, "demo")] = deployment
+    await rec.reconcile(body({}, status=kube.status_patches[-1]))  # the resume: LISTs, sees version 7
+    assert await rec.refresh_from_deployment(body({}), copy.deepcopy(deployment)) == {
+        "skipped": "Deployment snapshot already seen"
+    }
+    deployment["metadata"]["resourceVersion"] = "8"  # something moved: looked at
+    assert await rec.refresh_from_deployment(body({}), copy.deepcopy(deployment)) != {
+        "skipped": "Deployment snapshot already seen"
+    }
