@@ -18,6 +18,7 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = (
     "operator_scale",
+    "operator_failover",
     "service_load",
     "run_engine",
     "slo_fleet",

@@ -4,6 +4,15 @@ The error-budget policy (``shepherd.budget``, another module) decides whether ro
 it reaches this module as a ``VerdictProvider`` — a function from the resource to a ``Verdict`` —
 so the reconcile never queries Prometheus itself. Rule and dashboard content reaches the monitoring
 renderer the same way, through a ``ContentProvider`` (default: the generated per-deployment board).
+
+A status that only says a rollout is under way (``Progressing=True``, ``Ready`` unchanged or not yet
+reported, nothing worth an Event) waits up to ``settle_seconds`` for the rollout to finish, each
+newer observation replacing the one waiting: a Deployment that becomes ready within that time gets
+one status write (Ready, rollout complete) instead of three, and no Event for a Ready=False that
+was never reported. Anything else (Ready changing, a problem, a held change, a transition that is
+an Event) is written at once, and so is the waiting status when its time is up (with the time it
+was observed). Until then ``observedGeneration`` is the previous one (or absent on a new resource),
+which is how Kubernetes readers (``kubectl wait``, kstatus, Argo CD) tell a status still in progress.
 """
 
 from __future__ import annotations
@@ -62,6 +71,16 @@ PROBLEM_REASONS = frozenset(
 
 
 @dataclass
+class _Waiting:
+    """A status held back by ``settle_seconds``: the newest outcome, when it was seen, and the timer."""
+
+    body: dict[str, Any]
+    outcome: status.Outcome
+    observed_at: str
+    timer: asyncio.TimerHandle
+
+
+@dataclass
 class Reconciler:
     """Holds the API client and the providers; ``reconcile`` is safe to call concurrently."""
 
@@ -84,12 +103,20 @@ class Reconciler:
     #: computed from them would start from stale values of our own fields (and a child event would
     #: GET the resource to see our own observedGeneration).
     _written: dict[str, tuple[int, int, dict[str, Any]]] = field(default_factory=dict)
+    #: How long a status that only reports a rollout under way waits for the rollout to settle
+    #: (see the module docstring); 0 writes every status at once.
+    settle_seconds: float = 0.0
+    _waiting: dict[str, _Waiting] = field(default_factory=dict)
+    #: The generation whose children this process last applied (or found current), per uid.
+    _reconciled: dict[str, int] = field(default_factory=dict)
 
     #: Secrets digests of each owner's last reconcile: a Deployment event is compared with them.
     _digests: dict[str, SecretDigests] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.concurrency)
+        self._children = apply.ChildLister(self.client)
+        self._flushes: set[asyncio.Task[None]] = set()
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -99,6 +126,8 @@ class Reconciler:
         self._digests.pop(uid, None)
         self._seen.pop(uid, None)
         self._written.pop(uid, None)
+        self._reconciled.pop(uid, None)
+        self._stop_waiting(uid)
 
     def _freshest(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with the status of our last write when that write is newer (a higher
@@ -158,7 +187,7 @@ class Reconciler:
         if not problem:
             problem, secrets = await self._read_secrets(resource)
         if problem:
-            live, _ = await apply.list_children(self.client, resource.namespace, resource.name)
+            live, _ = await self._children(resource.namespace, resource.name)
             observation = status.observe_deployment(live.get(("Deployment", resource.name)))
             outcome = status.Outcome(generation, observation, problem=problem)
             await self._write_status(body, current_status, outcome)
@@ -180,6 +209,7 @@ class Reconciler:
                 owner_uid=resource.uid,
                 desired=children.all,
                 first_time=first_time and not current_status.get("observedGeneration"),
+                lister=self._children,
                 # Scaling (a replicas-only difference) is never held; a rollback makes desired == live.
                 hold=lambda obj, live: (
                     bool(block)
@@ -192,13 +222,14 @@ class Reconciler:
         except apply.ApplyError as exc:
             # The apiserver refused a child (an immutable field, a webhook, RBAC): say so on the
             # resource, then let the caller decide about retries.
-            live, _ = await apply.list_children(self.client, resource.namespace, resource.name)
+            live, _ = await self._children(resource.namespace, resource.name)
             observation = status.observe_deployment(live.get(("Deployment", resource.name)))
             outcome = status.Outcome(generation, observation, problem=("ApplyFailed", str(exc)))
             await self._write_status(body, current_status, outcome)
             raise
         live_deployment = result.objects.get(("Deployment", resource.name))
         self._newest(resource.uid, live_deployment)
+        self._reconciled[resource.uid] = generation
         observation = status.observe_deployment(live_deployment)
         wanted_missing = [k for k in result.missing_kinds if k in _MONITORING_KINDS]
         held = ("FrozenByErrorBudget", block) if result.held and block else None
@@ -246,7 +277,12 @@ class Reconciler:
                 resource = api.parse(body)
             except ValidationError:
                 resource = None
-            if resource is not None and current.get("observedGeneration") != resource.generation:
+            uid = meta.get("uid", "")
+            if (
+                resource is not None
+                and current.get("observedGeneration") != resource.generation
+                and self._reconciled.get(uid) != resource.generation  # (its status may be waiting)
+            ):
                 # The indexed body may predate our own status write (we hold the lock now, so that
                 # write is done): read it fresh. If this generation is really not reconciled yet,
                 # its reconcile is queued (kopf retries it) and reads the Deployment itself.
@@ -256,7 +292,15 @@ class Reconciler:
                 body, current = fresh.body, dict(fresh.body.get("status") or {})
                 if current.get("observedGeneration") != int(body["metadata"].get("generation", 0)):
                     return {"skipped": "generation not reconciled yet"}
-            if not self._newest(meta.get("uid", ""), deployment):
+            version = _version(deployment)
+            if (
+                version is not None
+                and version == self._seen.get(uid)
+                and resource is not None
+                and self._reconciled.get(uid) == resource.generation
+            ):
+                return {"skipped": "Deployment snapshot already seen"}  # e.g. a restart's listing
+            if not self._newest(uid, deployment):
                 return {"skipped": "older Deployment snapshot"}
             ready = status.condition(current, status.READY) or {}
             if (
@@ -269,10 +313,15 @@ class Reconciler:
                 )
             ):
                 return await self._reconcile(body)
+            waiting = self._waiting.get(uid)
+            if waiting is not None and waiting.outcome.generation == resource.generation:
+                missing = list(waiting.outcome.missing_monitoring)
+            else:
+                missing = list(current.get("monitoring") or [])
             outcome = status.Outcome(
                 resource.generation,
                 status.observe_deployment(deployment),
-                missing_monitoring=list(current.get("monitoring") or []),
+                missing_monitoring=missing,
                 applied_image=resource.spec.image,
             )
             await self._write_status(body, current, outcome)
@@ -299,7 +348,12 @@ class Reconciler:
         return None, found
 
     async def _write_status(
-        self, body: dict[str, Any], current: dict[str, Any], outcome: status.Outcome
+        self,
+        body: dict[str, Any],
+        current: dict[str, Any],
+        outcome: status.Outcome,
+        *,
+        observed_at: str | None = None,
     ) -> None:
         """Write our part of the status if it changed, never clobbering another writer's.
 
@@ -308,6 +362,7 @@ class Reconciler:
         metadata, so neither is a conflict and no ``resourceVersion`` precondition is sent. What
         our fields were is known here: ``_freshest`` starts from our own last write when kopf's
         body predates it, and a write for an older generation than one already written is dropped.
+        A status that may settle waits (``_wait``); ``observed_at`` is the time of a waited one.
         """
         fresher = self._freshest(body)
         if fresher is not body:
@@ -319,9 +374,14 @@ class Reconciler:
             current.get("observedGeneration") or 0
         ) > outcome.generation:
             return  # the spec moved on: the update handler reconciles it
-        new = status.compute(current, outcome)
+        new = status.compute(current, outcome, observed_at)
         if status.patch_for(current, new) is None:
+            self._stop_waiting(uid)
             return
+        if observed_at is None and self._may_settle(current, new):
+            self._wait(uid, body, outcome)
+            return
+        self._stop_waiting(uid)
         log.debug("%s/%s: status %s", meta["namespace"], meta["name"], new)
         res = await self.client.apply_status(
             api.API_VERSION, api.KIND, api.PLURAL, meta["namespace"], meta["name"], status.applied(new)
@@ -346,6 +406,56 @@ class Reconciler:
             self._written[uid] = (version, generation, res.body.get("status") or {})
         for event in status.events_for(current, new):
             await self.client.create_event(meta["namespace"], _event(body, event))
+
+    # -- statuses that wait for a rollout to settle ------------------------------------------------
+
+    def _may_settle(self, current: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether ``new`` only reports a rollout under way (see the module docstring)."""
+        if self.settle_seconds <= 0:
+            return False
+        progressing = status.condition(new, status.PROGRESSING) or {}
+        if progressing.get("status") != "True" or status.events_for(current, new):
+            return False
+        if current.get("pending") != new.get("pending"):
+            return False
+        before, after = status.condition(current, status.READY), status.condition(new, status.READY) or {}
+        return before is None or (before.get("status"), before.get("reason")) == (
+            after.get("status"),
+            after.get("reason"),
+        )
+
+    def _wait(self, uid: str, body: dict[str, Any], outcome: status.Outcome) -> None:
+        waiting = self._waiting.get(uid)
+        if waiting is not None:  # a newer observation; the time it may wait is not extended
+            waiting.body, waiting.outcome, waiting.observed_at = body, outcome, status.now()
+            return
+        timer = asyncio.get_running_loop().call_later(self.settle_seconds, self._flush_later, uid)
+        self._waiting[uid] = _Waiting(body, outcome, status.now(), timer)
+
+    def _stop_waiting(self, uid: str) -> None:
+        waiting = self._waiting.pop(uid, None)
+        if waiting is not None:
+            waiting.timer.cancel()
+
+    def _flush_later(self, uid: str) -> None:
+        task = asyncio.create_task(self._flush(uid), name=f"status-{uid}")
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, uid: str) -> None:
+        """The rollout did not settle in time: write the status it waited with."""
+        async with self._lock(uid):
+            waiting = self._waiting.pop(uid, None)
+            if waiting is None:
+                return  # written or superseded meanwhile
+            body = waiting.body
+            try:
+                await self._write_status(
+                    body, dict(body.get("status") or {}), waiting.outcome, observed_at=waiting.observed_at
+                )
+            except KubeError as exc:  # the next child event or resync writes it
+                meta = body["metadata"]
+                log.warning("%s/%s: status not written: %s", meta["namespace"], meta["name"], exc)
 
 
 def _version(obj: dict[str, Any] | None) -> int | None:

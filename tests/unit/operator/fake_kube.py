@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections import Counter
 from typing import Any
 
 from shepherd.kube import Outcome, Result
 
 _uids = itertools.count(1)
+_SET_TERM = re.compile(r"([^,=\s]+)\s+in\s+\(([^)]*)\)")
+
+
+def _selector(selector: str) -> dict[str, set[str]]:
+    """Equality (``k=v``) and set-based (``k in (a,b)``) terms: the values each key may have."""
+    wanted = {key: set(values.split(",")) for key, values in _SET_TERM.findall(selector)}
+    for term in _SET_TERM.sub("", selector).split(","):
+        if "=" in term:
+            key, value = term.split("=", 1)
+            wanted[key.strip()] = {value.strip()}
+    return wanted
 
 
 class FakeKube:
@@ -36,13 +48,13 @@ class FakeKube:
         self.counts["GET"] += 1
         if self._absent(api_version):
             return Result(Outcome.NOT_FOUND, 404, None, "the server could not find the requested resource")
-        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        wanted = _selector(selector)
         items = [
             copy.deepcopy(o)
             for (p, ns, _), o in self.objects.items()
             if p == plural
             and ns == namespace
-            and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+            and all((o["metadata"].get("labels") or {}).get(k) in v for k, v in wanted.items())
         ]
         return Result(Outcome.OK, 200, {"items": items})
 
