@@ -334,13 +334,14 @@ class RunEngine:
             and (thread_id is None or state["t"] == thread_id)
             and status in (None, "all", current)
         ]
-        cancelled = 0
-        for thread, run_id in chosen:
-            record = await self.runs.find(thread, run_id)
-            if record is not None and record.get("tenant") == tenant:
-                await self.cancel(thread, run_id, action)
-                cancelled += 1
-        return cancelled
+        records = [await self.runs.find(thread, run_id) for thread, run_id in chosen]
+        owned = [r for r in records if r is not None and r.get("tenant") == tenant]
+        # Newest first: cancelling a thread's current run makes its next one ready, which a worker
+        # would start before its own cancel arrived; the runs queued behind it are gone by then.
+        owned.sort(key=lambda r: r.get("created_at") or "", reverse=True)
+        for record in owned:
+            await self.cancel(record["thread_id"], record["run_id"], action)
+        return len(owned)
 
     async def delete_thread(self, thread_id: str) -> None:
         """Stops the thread's runs in flight, then removes everything of it."""

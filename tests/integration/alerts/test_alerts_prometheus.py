@@ -107,14 +107,18 @@ def test_burn_fires_budget_drops_and_clears_in_a_real_prometheus(prometheus, ser
     burn = prometheus.query('shepherd:slo_burn_rate{agentdeployment="fake", window="1m"}')
     assert 50 < float(burn[0]["value"][1]) < 200  # ~100x
 
-    # Every rule evaluates cleanly (no many-to-many joins, no type errors) in the real server.
+    # Every rule evaluates cleanly (no many-to-many joins, no type errors) in the real server. Groups
+    # with a fixed long interval (5m spend steps) may not have had their first evaluation yet: they
+    # must not have failed one (promtool tests evaluate them).
+    groups = prometheus.api("rules")["groups"]
     unhealthy = [
         (group["name"], rule["name"], rule.get("lastError"))
-        for group in prometheus.api("rules")["groups"]
+        for group in groups
         for rule in group["rules"]
-        if rule["health"] != "ok"
+        if rule["health"] != "ok" and not (rule["health"] == "unknown" and group["interval"] >= 60)
     ]
     assert unhealthy == []
+    assert sum(rule["health"] == "ok" for group in groups for rule in group["rules"]) > 50
 
     # Errors stop: the short windows clear within seconds and every burn alert resolves.
     servers.failing = False

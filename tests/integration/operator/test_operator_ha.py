@@ -130,7 +130,8 @@ def test_the_standby_takes_over_a_killed_leader_without_repeating_its_work(kube:
         what="keyless Ready=False SecretMissing",
     )
     before = wait_until(lambda: _event_uids(kube, ns, "SecretMissing"), timeout=30, what="the Warning Event")
-    # The standby only ever read the Lease.
+    # The standby only ever read the Lease (its next try may still be due: wait for one).
+    wait_until(standby.entries, timeout=60, what="the standby to try the Lease")
     assert {(e["verb"], e["objectRef"]["resource"]) for e in standby.entries()} == {("get", "leases")}
 
     # Kill the leader, then change the spec of one resource and create another one at once.
