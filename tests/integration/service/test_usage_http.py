@@ -4,12 +4,9 @@ auth, and an enforced spend budget refusing new runs with 429."""
 
 from __future__ import annotations
 
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import jwt
@@ -17,9 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.harness.processes import ManagedProcess, free_port
+from tests.harness.processes import free_port
+from tests.integration.service.conftest import ServiceProcess
 
-AGENT_SERVICE = Path(sys.executable).parent / "agent-service"
 SECRET = "usage-tests-signing-secret-of-32-bytes!"
 MODEL = "claude-sonnet-4-6"
 QUESTION = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}}
@@ -39,42 +36,23 @@ def clean_fake(fake: FakeAnthropic) -> None:
 
 
 @pytest.fixture
-def service(fake: FakeAnthropic, redis_url: str, tmp_path: Path) -> Iterator[Callable[..., str]]:
+def service(
+    fake: FakeAnthropic, redis_url: str, start_service: Callable[..., ServiceProcess]
+) -> Callable[..., str]:
     """``service(**env)`` starts agent-service on the fake server and returns its URL."""
-    started: list[ManagedProcess] = []
 
     def start(**env: str) -> str:
-        port = free_port()
-        process = ManagedProcess(
-            f"agent-service-{port}",
-            [str(AGENT_SERVICE), "--host", "127.0.0.1", "--port", str(port)],
-            tmp_path,
-            env={
-                "REDIS_URL": redis_url,
-                "REDIS_KEY_PREFIX": f"usage-{uuid.uuid4().hex[:8]}",
-                "ANTHROPIC_API_KEY": "sk-ant-test",
-                "ANTHROPIC_BASE_URL": fake.url,
-                "LLM_MODEL": MODEL,
-                "LLM_FALLBACK_MODELS": "",
-                "LLM_MAX_RETRIES": "0",
-                **env,
-            },
-        ).start()
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        process.wait_ready(lambda: _healthy(url), timeout=90)
-        return url
+        return start_service(
+            redis_url,
+            ANTHROPIC_API_KEY="sk-ant-test",
+            ANTHROPIC_BASE_URL=fake.url,
+            LLM_MODEL=MODEL,
+            LLM_FALLBACK_MODELS="",
+            LLM_MAX_RETRIES="0",
+            **env,
+        ).url
 
-    yield start
-    for process in started:
-        process.stop(timeout=30)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return start
 
 
 def runs(url: str) -> dict[tuple[str, str], float]:
