@@ -84,9 +84,17 @@ def failure_reason(error: BaseException) -> str:
 
 
 def classify_run(
-    status: str, *, paused: bool = False, error: BaseException | None = None, lost: bool = False
+    status: str,
+    *,
+    paused: bool = False,
+    error: BaseException | None = None,
+    lost: bool = False,
+    degraded: str | None = None,
 ) -> tuple[str, str]:
-    """``(outcome, reason)`` of a run; ``lost``: it was stopped because its worker went away."""
+    """``(outcome, reason)`` of a run; ``lost``: it was stopped because its worker went away;
+    ``degraded``: the reason of a run answered with the degraded reply (a failure to the SLIs)."""
+    if degraded and status == "success":  # paused or not: the caller got the degraded reply
+        return "error", degraded
     outcome = run_outcome(status, paused=paused, error=error)
     if outcome == "cancelled" and lost:
         return "error", "worker_lost"

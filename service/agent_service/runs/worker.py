@@ -350,9 +350,7 @@ class Worker:
         if await self._finish(execution, webhook=webhook):
             if webhook:
                 self.engine.webhooks.kick()
-            outcome = classify_run(status, paused=ending.paused, error=error)
-            if final.get("degraded"):
-                outcome = ("error", final["degraded"])
+            outcome = classify_run(status, paused=ending.paused, error=error, degraded=final.get("degraded"))
             record_run(*outcome, (now_ms() - claim.accepted_ms) / 1000)
 
     async def _record_end(

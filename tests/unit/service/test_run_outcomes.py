@@ -58,6 +58,7 @@ def test_outcome_of_each_langgraph_status(status: str, paused: bool, outcome: st
 def test_reason_only_for_failures_and_worker_lost_for_a_run_stopped_by_shutdown() -> None:
     assert classify_run("success") == ("success", "")
     assert classify_run("success", paused=True) == ("interrupted", "")
+    assert classify_run("success", degraded="llm_unavailable") == ("error", "llm_unavailable")
     assert classify_run("interrupted") == ("cancelled", "")
     assert classify_run("interrupted", lost=True) == ("error", "worker_lost")
     assert classify_run("timeout") == ("timeout", "timeout")
