@@ -366,32 +366,41 @@ class Worker:
         record and the thread final. A rollback removes the run and its checkpoints instead."""
         engine, claim, settings = self.engine, execution.claim, self.engine.settings
         temporary = bool(final.get("temporary"))
+        # The record and the thread sit in different slots: written side by side (one round trip),
+        # both before the end of the log.
+        writes = []
         if rollback:
             await engine.saver.adelete_for_runs([claim.run_id])
         else:
-            await engine.runs.save(
-                final,
-                ttl_seconds=settings.stateless_run_ttl_seconds if temporary else None,
-                # Stateless runs keep their output with the record; a webhook needs it until sent.
-                result=execution.result if temporary or body.webhook else None,
-                result_ttl_seconds=settings.stateless_run_ttl_seconds
-                if temporary
-                else settings.run_event_ttl_seconds,
+            writes.append(
+                engine.runs.save(
+                    final,
+                    ttl_seconds=settings.stateless_run_ttl_seconds if temporary else None,
+                    # Stateless runs keep their output with the record; a webhook needs it until sent.
+                    result=execution.result if temporary or body.webhook else None,
+                    result_ttl_seconds=settings.stateless_run_ttl_seconds
+                    if temporary
+                    else settings.run_event_ttl_seconds,
+                )
             )
-        if temporary:
-            await engine.forget_ephemeral(claim.thread_id)
-        else:
+        if not temporary:
             values = ending.values
+            status = "error" if final["status"] == "error" else "interrupted" if ending.paused else "idle"
             if rollback:
                 _, graph = engine.graph_for(final)
                 state = await graph.aget_state(graph_run.thread_config(claim.thread_id))
                 values = to_jsonable(state.values)
-            await engine.threads.update(
-                claim.thread_id,
-                status="error" if final["status"] == "error" else "interrupted" if ending.paused else "idle",
-                values=values,
-                interrupts={} if rollback else ending.interrupts,
+            writes.append(
+                engine.threads.update(
+                    claim.thread_id,
+                    status=status,
+                    values=values,
+                    interrupts={} if rollback else ending.interrupts,
+                )
             )
+        await asyncio.gather(*writes)
+        if temporary:
+            await engine.forget_ephemeral(claim.thread_id)
         assert execution.writer is not None
         await execution.writer.end(final["status"], settings.run_event_ttl_seconds)
         if rollback:

@@ -18,8 +18,10 @@ records the indexes leave.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -35,6 +37,7 @@ ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 SortBy = Literal["thread_id", "status", "created_at", "updated_at"]
 _SCALARS = (str, int, float, bool, type(None))
 _SEARCH_RESULT_TTL_SECONDS = 10
+_KNOWN_RECORDS = 4096
 
 
 class ThreadNotFoundError(LookupError):
@@ -59,9 +62,12 @@ async def mget(client: AsyncClient, keys: Sequence[str]) -> list[bytes | None]:
 
 
 # KEYS: record, the n index zsets to leave, the index zsets to be in. ARGV: the record as read,
-# the new record, n, score, thread id. Writes only if the record is still what was read.
+# the new record, n, score, thread id. Writes only if the record is still what was read; otherwise
+# answers the record as it is (-1: there is none), so a retry needs no GET of its own.
 _SWAP = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return current end
 redis.call('SET', KEYS[1], ARGV[2])
 local dropped = tonumber(ARGV[3])
 for i = 2, dropped + 1 do redis.call('ZREM', KEYS[i], ARGV[5]) end
@@ -75,6 +81,16 @@ class ThreadStore:
         self.client = client
         self.keys = prefix if isinstance(prefix, ServiceKeys) else ServiceKeys(prefix)
         self._swap = client.register_script(_SWAP)
+        # The record this process last read or wrote, per thread: the expected value of the next
+        # compare-and-set, so a change (a run's busy, idle) sends no GET first. A stale guess costs
+        # one retry, never a lost write.
+        self._known: OrderedDict[str, bytes] = OrderedDict()
+
+    def _remember(self, thread_id: str, raw: bytes) -> None:
+        self._known[thread_id] = raw
+        self._known.move_to_end(thread_id)
+        if len(self._known) > _KNOWN_RECORDS:
+            self._known.popitem(last=False)
 
     def _record_key(self, thread_id: str) -> str:
         return self.keys.control("thread", thread_id)
@@ -100,6 +116,7 @@ class ThreadStore:
         )
         if raw is None:
             raise ThreadNotFoundError(f"thread {thread_id} not found")
+        self._remember(thread_id, raw)
         return {**orjson.loads(raw), "values": orjson.loads(values) if values is not None else None}
 
     async def exists(self, thread_id: str) -> bool:
@@ -126,7 +143,8 @@ class ThreadStore:
             "tenant": tenant,
             **fields,
         }
-        created = await self.client.set(self._record_key(thread_id), dumps(thread), nx=True)
+        raw = dumps(thread)
+        created = await self.client.set(self._record_key(thread_id), raw, nx=True)
         if not created:
             existing = await self.get(thread_id)
             if if_exists == "do_nothing" and existing["tenant"] == tenant:
@@ -135,6 +153,7 @@ class ThreadStore:
         score = _now_ms()
         indexes = [self._index("created"), *self._index_keys(thread)]
         await atomic.execute(self.client, [("ZADD", key, score, thread_id) for key in indexes])
+        self._remember(thread_id, raw)
         return {**thread, "values": None}
 
     async def modify(
@@ -145,23 +164,32 @@ class ThreadStore:
 
         ``change`` sees and returns the record without its values (set those with ``set_values``)."""
         key = self._record_key(thread_id)
+        raw = self._known.get(thread_id) or await self.client.get(key)
         while True:
-            raw = await self.client.get(key)
-            if raw is None:
+            if raw is None or raw == -1:
+                self._known.pop(thread_id, None)
                 raise ThreadNotFoundError(f"thread {thread_id} not found")
             before = orjson.loads(raw)
             after = {**change(orjson.loads(raw)), "updated_at": now_iso()}
             dropped = sorted(set(self._index_keys(before)) - set(self._index_keys(after)))
             keys = [key, *dropped, *self._index_keys(after)]
-            args = [raw, dumps(after), len(dropped), _now_ms(), thread_id]
-            if await self._swap(keys=keys, args=args):
+            written = dumps(after)
+            raw = await self._swap(keys=keys, args=[raw, written, len(dropped), _now_ms(), thread_id])
+            if raw == 1:
+                self._remember(thread_id, written)
                 return after
 
     async def update(self, thread_id: str, **changes: Any) -> dict[str, Any]:
         """Changes record fields; ``values=`` is stored beside the record (see the module docstring)."""
-        if "values" in changes:
-            await self.set_values(thread_id, changes.pop("values"))
-        return await self.modify(thread_id, lambda thread: {**thread, **changes})
+        if "values" not in changes:
+            return await self.modify(thread_id, lambda thread: {**thread, **changes})
+        values = changes.pop("values")
+        # Two keys in two slots: written side by side, one round trip instead of two.
+        _, thread = await asyncio.gather(
+            self.set_values(thread_id, values),
+            self.modify(thread_id, lambda thread: {**thread, **changes}),
+        )
+        return thread
 
     async def set_values(self, thread_id: str, values: Any) -> None:
         await self.client.set(self.keys.thread_values(thread_id), dumps(values))
@@ -178,6 +206,7 @@ class ThreadStore:
             self.client, [("DEL", self._record_key(thread_id)), *(("ZREM", k, thread_id) for k in indexes)]
         )
         await self.client.delete(self.keys.thread_values(thread_id))
+        self._known.pop(thread_id, None)
 
     async def search(
         self,

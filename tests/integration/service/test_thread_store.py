@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from agent_service.state import connection
-from agent_service.state.threads import ThreadStore
+from agent_service.state.threads import ThreadNotFoundError, ThreadStore
 
 
 @pytest.fixture
@@ -92,3 +92,44 @@ async def test_a_zero_limit_or_empty_id_list_matches_nothing(store):
     await store.create(None, {})
     assert await store.search(limit=0) == []
     assert await store.search(ids=[], limit=0) == []
+
+
+async def test_two_replicas_changing_one_thread_lose_nothing(redis_url):
+    """Each store guesses the record it last saw; the other replica's writes make that guess stale,
+    and the compare-and-set retries with the record as it is instead of overwriting it."""
+    prefix = f"threads-{uuid.uuid4().hex[:8]}"
+    clients = [connection.async_client(redis_url) for _ in range(2)]
+    first, second = (ThreadStore(client, prefix) for client in clients)
+    try:
+        thread_id = (await first.create(None, {}))["thread_id"]
+        await second.get(thread_id)
+        for i in range(10):
+            await (first if i % 2 else second).merge_metadata(thread_id, {f"key-{i}": i})
+        await second.update(thread_id, status="busy")
+
+        thread = await first.get(thread_id)
+        assert thread["metadata"] == {f"key-{i}": i for i in range(10)}
+        assert thread["status"] == "busy"
+        await second.delete(thread_id)
+        with pytest.raises(ThreadNotFoundError):
+            await first.update(thread_id, status="idle")  # its guess is stale: the thread is gone
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_a_change_to_a_known_thread_sends_no_read_first(store):
+    thread_id = (await store.create(None, {}))["thread_id"]
+    reads: list[str] = []
+    get = store.client.get
+
+    async def counting_get(key):
+        reads.append(key)
+        return await get(key)
+
+    store.client.get = counting_get
+    await store.update(thread_id, status="busy")
+    await store.update(thread_id, status="idle", values={"messages": []})
+
+    assert reads == []
+    assert (await store.get(thread_id))["status"] == "idle"
