@@ -9,7 +9,7 @@ on a join resumes after that event. A stateless run's thread has the run's own i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
@@ -224,7 +224,6 @@ async def existing_stateless_run(run_id: str, runtime: RuntimeDep) -> dict[str, 
 
 
 RunDep = Annotated[dict[str, Any], Depends(existing_run)]
-StatelessRunDep = Annotated[dict[str, Any], Depends(existing_stateless_run)]
 
 
 @thread_runs.get("")
@@ -239,24 +238,6 @@ async def list_runs(
     return [public_run(r) for r in runs]
 
 
-async def _join(runtime: Runtime, run: dict[str, Any], response: Response) -> Any:
-    path, _ = _paths(run)
-    response.headers.update({"Location": f"{path}/join", "Content-Location": path})
-    return await runtime.engine.wait_result(run["thread_id"], run["run_id"])
-
-
-def _join_stream(
-    runtime: Runtime, run: dict[str, Any], last_event_id: str | None, modes: list[str] | None, cancel: bool
-) -> StreamingResponse:
-    return _streaming(runtime, run, _last_event_id(last_event_id), modes, cancel)
-
-
-async def _cancel(runtime: Runtime, run: dict[str, Any], wait: bool, action: str) -> Response | None:
-    if run["status"] in _ACTIVE:
-        await runtime.engine.cancel(run["thread_id"], run["run_id"], action, wait=wait)
-    return Response(status_code=204) if wait else None
-
-
 def _stream_modes(stream_mode: Annotated[list[str] | None, Query()] = None) -> list[str] | None:
     """The stream modes to pass on; the SDK sends an empty ``stream_mode=`` for "all of them"."""
     modes = [m for m in stream_mode or [] if m]
@@ -268,35 +249,58 @@ def _stream_modes(stream_mode: Annotated[list[str] | None, Query()] = None) -> l
 StreamModes = Annotated[list[str] | None, Depends(_stream_modes)]
 
 
-@thread_runs.get("/{run_id}")
-async def get_run(run: RunDep) -> dict[str, Any]:
-    return public_run(run)
+def _add_run_routes(router: APIRouter, find_run: Callable[..., Awaitable[dict[str, Any]]], kind: str) -> None:
+    """Get, join, stream and cancel one run by its id: the same for a thread's run and a stateless
+    run (found by ``find_run``); ``kind`` names their operations (``get_run``, ``get_stateless_run``)."""
+
+    async def get(run: dict[str, Any] = Depends(find_run)) -> dict[str, Any]:
+        return public_run(run)
+
+    async def join(response: Response, runtime: RuntimeDep, run: dict[str, Any] = Depends(find_run)) -> Any:
+        path, _ = _paths(run)
+        response.headers.update({"Location": f"{path}/join", "Content-Location": path})
+        return await runtime.engine.wait_result(run["thread_id"], run["run_id"])
+
+    async def join_stream(
+        runtime: RuntimeDep,
+        stream_mode: StreamModes,
+        run: dict[str, Any] = Depends(find_run),
+        cancel_on_disconnect: bool = False,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        return _streaming(runtime, run, _last_event_id(last_event_id), stream_mode, cancel_on_disconnect)
+
+    async def cancel(
+        runtime: RuntimeDep,
+        run: dict[str, Any] = Depends(find_run),
+        wait: bool = False,
+        action: Literal["interrupt", "rollback"] = "interrupt",
+    ) -> Response | None:
+        if run["status"] in _ACTIVE:
+            await runtime.engine.cancel(run["thread_id"], run["run_id"], action, wait=wait)
+        return Response(status_code=204) if wait else None
+
+    router.add_api_route("/{run_id}", get, methods=["GET"], name=f"get_{kind}")
+    router.add_api_route("/{run_id}/join", join, methods=["GET"], name=f"join_{kind}")
+    router.add_api_route(
+        "/{run_id}/stream",
+        join_stream,
+        methods=["GET"],
+        name=f"join_{kind}_stream",
+        response_class=StreamingResponse,
+    )
+    router.add_api_route(
+        "/{run_id}/cancel",
+        cancel,
+        methods=["POST"],
+        name=f"cancel_{kind}",
+        status_code=202,
+        response_model=None,
+    )
 
 
-@thread_runs.get("/{run_id}/join")
-async def join_run(run: RunDep, runtime: RuntimeDep, response: Response) -> Any:
-    return await _join(runtime, run, response)
-
-
-@thread_runs.get("/{run_id}/stream", response_class=StreamingResponse)
-async def join_run_stream(
-    run: RunDep,
-    runtime: RuntimeDep,
-    stream_mode: StreamModes,
-    cancel_on_disconnect: bool = False,
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
-    return _join_stream(runtime, run, last_event_id, stream_mode, cancel_on_disconnect)
-
-
-@thread_runs.post("/{run_id}/cancel", status_code=202, response_model=None)
-async def cancel_run(
-    run: RunDep,
-    runtime: RuntimeDep,
-    wait: bool = False,
-    action: Literal["interrupt", "rollback"] = "interrupt",
-) -> Response | None:
-    return await _cancel(runtime, run, wait, action)
+_add_run_routes(thread_runs, existing_run, "run")
+_add_run_routes(stateless_runs, existing_stateless_run, "stateless_run")
 
 
 @thread_runs.delete("/{run_id}", status_code=204)
@@ -306,37 +310,3 @@ async def delete_run(run: RunDep, runtime: RuntimeDep) -> None:
             status_code=409, detail=f"run {run['run_id']} is {run['status']}; cancel it first"
         )
     await runtime.runs.delete(run["thread_id"], run["run_id"])
-
-
-# Stateless runs by their own id (their thread has the same id).
-
-
-@stateless_runs.get("/{run_id}")
-async def get_stateless_run(run: StatelessRunDep) -> dict[str, Any]:
-    return public_run(run)
-
-
-@stateless_runs.get("/{run_id}/join")
-async def join_stateless_run(run: StatelessRunDep, runtime: RuntimeDep, response: Response) -> Any:
-    return await _join(runtime, run, response)
-
-
-@stateless_runs.get("/{run_id}/stream", response_class=StreamingResponse)
-async def join_stateless_run_stream(
-    run: StatelessRunDep,
-    runtime: RuntimeDep,
-    stream_mode: StreamModes,
-    cancel_on_disconnect: bool = False,
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
-    return _join_stream(runtime, run, last_event_id, stream_mode, cancel_on_disconnect)
-
-
-@stateless_runs.post("/{run_id}/cancel", status_code=202, response_model=None)
-async def cancel_stateless_run(
-    run: StatelessRunDep,
-    runtime: RuntimeDep,
-    wait: bool = False,
-    action: Literal["interrupt", "rollback"] = "interrupt",
-) -> Response | None:
-    return await _cancel(runtime, run, wait, action)
