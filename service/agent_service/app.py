@@ -34,7 +34,7 @@ from agent_service.state import RedisSaver, connection
 from agent_service.state.assistants import Assistants
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import RunStore
-from agent_service.state.threads import ThreadStore
+from agent_service.state.threads import ThreadStore, ttl_policy
 
 #: Connections of the blocking-read pool (a worker's BLPOP plus one per follower on another replica).
 BLOCKING_CONNECTIONS = 512
@@ -95,6 +95,13 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def default_thread_ttl(settings: Settings) -> dict[str, Any] | None:
+    """THREAD_TTL_SECONDS / THREAD_TTL_STRATEGY (spec.retention.threads, threadStrategy)."""
+    if not settings.thread_ttl_seconds:
+        return None
+    return ttl_policy(settings.thread_ttl_seconds / 60, settings.thread_ttl_strategy)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Clients connect lazily, so this succeeds while Redis is down and the service recovers by itself."""
     timeout, cluster = settings.redis_timeout_seconds, settings.redis_cluster
@@ -108,7 +115,7 @@ def build_runtime(settings: Settings) -> Runtime:
     saver = RedisSaver(async_client=client, prefix=keys.checkpoint_prefix)
     graphs = load_graphs(settings, saver)
     assistants = Assistants(graphs)
-    threads = ThreadStore(client, keys)
+    threads = ThreadStore(client, keys, default_ttl=default_thread_ttl(settings))
     runs = RunStore(client, keys)
     engine = RunEngine(
         settings,
