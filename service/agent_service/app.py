@@ -15,7 +15,7 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, crons, health, runs, threads, usage
+from agent_service.api import admin, assistants, crons, health, runs, threads, usage
 from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graphs
 from agent_service.llm import LLMError, shared_llm
@@ -24,7 +24,7 @@ from agent_service.observability.metrics import MetricsMiddleware, metrics_endpo
 from agent_service.observability.tracing import TracingMiddleware
 from agent_service.runs.engine import FOLLOW_IDLE_SECONDS, RunEngine, ThreadBusyError
 from agent_service.runtime import Runtime
-from agent_service.security.auth import Authenticator, authenticate
+from agent_service.security.auth import Authenticator, authenticate, require_admin
 from agent_service.security.body_limit import BodySizeLimitMiddleware
 from agent_service.security.headers import ResponseHeadersMiddleware
 from agent_service.security.input_limits import apply_input_limits
@@ -228,6 +228,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router, dependencies=api_dependencies)
     if settings.auth_enabled:
         _install_docs(app, api_dependencies)
-        # Without auth, GET /usage is on the loopback listener only (api/usage.py).
-        app.include_router(usage.router, dependencies=[*api_dependencies, Depends(usage.require_admin)])
+        # Without auth, GET /usage is on the loopback listener only (api/usage.py), and there is no
+        # admin API: nobody can be told apart as an admin.
+        admin_dependencies = [*api_dependencies, Depends(require_admin)]
+        app.include_router(usage.router, dependencies=admin_dependencies)
+        app.include_router(admin.router, dependencies=admin_dependencies)
     return app
