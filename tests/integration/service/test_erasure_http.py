@@ -53,30 +53,35 @@ def test_export_then_erase_a_user_and_a_tenant(redis_url, start_service, key_pre
     assert http.get("/admin/users/alice/threads/export").status_code == 401
     for headers in (alice, _headers("root", "acme", "admin")):
         refused = http.delete("/admin/users/alice/threads", headers=headers)
-        assert refused.status_code == 403 and "'dpo' role" in refused.json()["detail"]
+        assert refused.status_code == 403
+        assert "'dpo' role" in refused.json()["detail"]
 
     # Export: a JSON array streamed (no Content-Length), a document per thread with everything.
     with http.stream("GET", "/admin/users/alice/threads/export", headers=admin) as response:
-        assert response.status_code == 200 and "content-length" not in response.headers
+        assert response.status_code == 200
+        assert "content-length" not in response.headers
         exported = orjson.loads(b"".join(response.iter_bytes()))
     by_id = {document["thread"]["thread_id"]: document for document in exported}
     assert set(by_id) == {thread_id for thread_id, _ in alice_threads}
     for thread_id, run_ids in alice_threads:
         document = by_id[thread_id]
-        assert document["thread"]["user"] == "alice" and document["thread"]["tenant"] == "acme"
+        assert document["thread"]["user"] == "alice"
+        assert document["thread"]["tenant"] == "acme"
         assert document["thread"]["values"]["messages"][-1]["type"] == "ai"
         assert len(document["checkpoints"]) >= 3 * len(run_ids)  # input, model turn, ... per run
         assert any(c["pending_writes"] for c in document["checkpoints"])
         assert sorted(r["run_id"] for r in document["runs"]) == sorted(run_ids)
         for run in document["runs"]:
-            assert run["status"] == "success" and run["event_log"]["ended"] == "success"
+            assert run["status"] == "success"
+            assert run["event_log"]["ended"] == "success"
             assert run["event_log"]["events"][0]["event"] == "metadata"
 
     # Erase alice: nothing of her threads or runs is left anywhere in Redis; bob's thread is untouched.
     alice_ids = [i for thread_id, run_ids in alice_threads for i in (thread_id, *run_ids)]
     assert len(mentions(admin_redis, key_prefix, alice_ids)) > 10
     erased = http.delete("/admin/users/alice/threads", headers=admin)
-    assert erased.status_code == 200 and erased.json() == {"deleted": 2, "remaining": 0}
+    assert erased.status_code == 200
+    assert erased.json() == {"deleted": 2, "remaining": 0}
     assert mentions(admin_redis, key_prefix, alice_ids) == {}
     assert http.get(f"/threads/{bob_thread}/state", headers=bob).json()["values"]["messages"]
     assert http.get(f"/threads/{alice_threads[0][0]}", headers=alice).status_code == 404

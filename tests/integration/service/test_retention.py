@@ -12,10 +12,10 @@ import uuid
 import httpx
 import pytest
 import redis
-from langgraph_sdk import get_sync_client
-
 from agent_service.runs.lease import Lease
 from agent_service.state import connection
+from langgraph_sdk import get_sync_client
+
 from tests.integration.service.redis_scan import mentions
 
 QUESTION = {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}
@@ -62,11 +62,14 @@ def test_expired_threads_are_swept_with_everything_of_theirs(
     assert len(sdk.threads.get_history(pruned, limit=100)) > 1
 
     thread = http.get(f"/threads/{doomed}").json()
-    assert thread["ttl"]["strategy"] == "delete" and thread["ttl"]["ttl_minutes"] == TTL_MINUTES
+    assert thread["ttl"]["strategy"] == "delete"
+    assert thread["ttl"]["ttl_minutes"] == TTL_MINUTES
     ids = [doomed, *doomed_runs]
     before = mentions(admin_redis, key_prefix, ids)
     kinds = {key.split("}:", 1)[1].split(":")[0] for key in before}  # what follows the hash tag
-    assert {"ns", "cp", "writes", "blobs", "order", "run", "runs", "events", "values", "thread"} <= kinds, kinds
+    assert {"ns", "cp", "writes", "blobs", "order", "run", "runs", "events", "values", "thread"} <= kinds, (
+        kinds
+    )
     # A finished thread run's record expires (RUN_RECORD_TTL_SECONDS), its thread's does not.
     record_key = next(k for k in before if f":run:{doomed_runs[0]}" in k and ":cp:" not in k)
     assert 0 < admin_redis.ttl(record_key) <= 3600
@@ -106,9 +109,11 @@ def test_activity_keeps_a_thread_alive_and_the_default_ttl_applies(redis_url, st
     patched = http.patch(f"/threads/{busy}", json={"metadata": {}, "ttl": {"ttl": 600}}).json()
     assert patched["ttl"]["ttl_minutes"] == 600
     refused = http.post("/threads", json={"ttl": {"ttl": -1}})
-    assert refused.status_code == 422 and "ttl" in refused.json()["detail"][0]["loc"]
+    assert refused.status_code == 422
+    assert "ttl" in refused.json()["detail"][0]["loc"]
     refused = http.post("/threads", json={"ttl": {"ttl": 5, "strategy": "archive"}})
-    assert refused.status_code == 422 and "strategy" in refused.json()["detail"][0]["loc"]
+    assert refused.status_code == 422
+    assert "strategy" in refused.json()["detail"][0]["loc"]
 
 
 def test_one_sweeper_holds_the_lease(redis_url):

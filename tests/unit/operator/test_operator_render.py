@@ -150,7 +150,8 @@ def test_retention_and_the_admin_role_reach_the_service():
     assert (data["RUN_EVENT_TTL_SECONDS"], data["STATELESS_RUN_TTL_SECONDS"]) == ("7200", "1800")
     assert data["AUTH_ADMIN_ROLE"] == "platform-admin"
     minimal = service_env.config_data(make_resource(load_case("minimal")))
-    assert "THREAD_TTL_SECONDS" not in minimal and "RUN_RECORD_TTL_SECONDS" not in minimal  # kept
+    assert "THREAD_TTL_SECONDS" not in minimal
+    assert "RUN_RECORD_TTL_SECONDS" not in minimal
 
 
 def test_external_redis_secret_url_and_no_statefulset():
