@@ -589,6 +589,16 @@ class Auth(_Model):
         min_length=1,
         max_length=128,
     )
+    admin_role: str = Field(
+        default="admin",
+        description=(
+            "Role (in rolesClaim) of the admin API: GET /usage of every tenant, and exporting or "
+            "erasing every thread of a user or a tenant (/admin/users/{sub}/threads, "
+            "/admin/tenants/{tenant}/threads)."
+        ),
+        min_length=1,
+        max_length=128,
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -1209,6 +1219,35 @@ class Retention(_Model):
         pattern=DURATION_PATTERN,
         max_length=6,
         description="A stateless run's record and output stay readable (get, join, webhook) this long.",
+    )
+    threads: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        max_length=6,
+        description=(
+            "A thread idle this long (no run, state update or patch) is swept as threadStrategy says; "
+            "unset: threads are kept until deleted. A thread created or patched with the LangGraph "
+            "API's `ttl` option keeps its own."
+        ),
+    )
+    thread_strategy: Literal["delete", "keep_latest"] = Field(
+        default="delete",
+        description=(
+            "What sweeping does to an expired thread: `delete` removes it with its checkpoints, "
+            "writes, runs and event logs; `keep_latest` prunes its checkpoints to the latest."
+        ),
+    )
+    runs: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        max_length=6,
+        description="A finished thread run's record is kept this long; unset: as long as its thread.",
+    )
+    sweep_interval_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=86400,
+        description="How often the sweeper (one replica at a time) removes expired threads.",
     )
 
 

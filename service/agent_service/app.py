@@ -15,7 +15,7 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, crons, health, runs, threads, usage
+from agent_service.api import admin, assistants, crons, health, runs, threads, usage
 from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graphs
 from agent_service.llm import LLMError, shared_llm
@@ -24,7 +24,7 @@ from agent_service.observability.metrics import MetricsMiddleware, metrics_endpo
 from agent_service.observability.tracing import TracingMiddleware
 from agent_service.runs.engine import FOLLOW_IDLE_SECONDS, RunEngine, ThreadBusyError
 from agent_service.runtime import Runtime
-from agent_service.security.auth import Authenticator, authenticate
+from agent_service.security.auth import Authenticator, authenticate, require_admin
 from agent_service.security.body_limit import BodySizeLimitMiddleware
 from agent_service.security.headers import ResponseHeadersMiddleware
 from agent_service.security.input_limits import apply_input_limits
@@ -34,7 +34,7 @@ from agent_service.state import RedisSaver, connection
 from agent_service.state.assistants import Assistants
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import RunStore
-from agent_service.state.threads import ThreadStore
+from agent_service.state.threads import ThreadStore, ttl_policy
 
 #: Connections of the blocking-read pool (a worker's BLPOP plus one per follower on another replica).
 BLOCKING_CONNECTIONS = 512
@@ -95,6 +95,13 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def default_thread_ttl(settings: Settings) -> dict[str, Any] | None:
+    """THREAD_TTL_SECONDS / THREAD_TTL_STRATEGY (spec.retention.threads, threadStrategy)."""
+    if not settings.thread_ttl_seconds:
+        return None
+    return ttl_policy(settings.thread_ttl_seconds / 60, settings.thread_ttl_strategy)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Clients connect lazily, so this succeeds while Redis is down and the service recovers by itself."""
     timeout, cluster = settings.redis_timeout_seconds, settings.redis_cluster
@@ -108,7 +115,7 @@ def build_runtime(settings: Settings) -> Runtime:
     saver = RedisSaver(async_client=client, prefix=keys.checkpoint_prefix)
     graphs = load_graphs(settings, saver)
     assistants = Assistants(graphs)
-    threads = ThreadStore(client, keys)
+    threads = ThreadStore(client, keys, default_ttl=default_thread_ttl(settings))
     runs = RunStore(client, keys)
     engine = RunEngine(
         settings,
@@ -221,6 +228,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router, dependencies=api_dependencies)
     if settings.auth_enabled:
         _install_docs(app, api_dependencies)
-        # Without auth, GET /usage is on the loopback listener only (api/usage.py).
-        app.include_router(usage.router, dependencies=[*api_dependencies, Depends(usage.require_admin)])
+        # Without auth, GET /usage is on the loopback listener only (api/usage.py), and there is no
+        # admin API: nobody can be told apart as an admin.
+        admin_dependencies = [*api_dependencies, Depends(require_admin)]
+        app.include_router(usage.router, dependencies=admin_dependencies)
+        app.include_router(admin.router, dependencies=admin_dependencies)
     return app

@@ -138,6 +138,23 @@ class Settings(BaseSettings):
         description="On SIGTERM, runs get this long to finish before being handed back to the queue.",
     )
 
+    # --- retention (agent_service/runs/sweeper.py) ------------------------------------------
+    thread_ttl_seconds: int = Field(
+        default=0,
+        ge=0,
+        description="A thread idle this long is swept (THREAD_TTL_STRATEGY); 0 = kept until deleted.",
+    )
+    thread_ttl_strategy: Literal["delete", "keep_latest"] = Field(
+        default="delete",
+        description="Expired threads: deleted with everything of them, or pruned to their latest state.",
+    )
+    run_record_ttl_seconds: int = Field(
+        default=0, ge=0, description="A finished thread run's record is kept this long; 0 = with its thread."
+    )
+    retention_sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, le=86400, description="How often the sweeper looks for expired threads."
+    )
+
     # --- run webhooks (agent_service/runs/webhooks.py) ----------------------------------------
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default=[],
@@ -243,6 +260,11 @@ class Settings(BaseSettings):
     auth_tenant_claim: str = Field(default="tenant", description="Claim naming the caller's tenant.")
     auth_roles_claim: str = Field(
         default="roles", description="Claim with the caller's roles; `admin` may read GET /usage."
+    )
+    auth_admin_role: str = Field(
+        default="admin",
+        min_length=1,
+        description="Role (in AUTH_ROLES_CLAIM) of the admin API: GET /usage, /admin/... erasure and export.",
     )
     rate_limit_user_per_minute: int = Field(
         default=0, ge=0, description="Requests per user per minute; 0 = off."

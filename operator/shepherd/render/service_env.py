@@ -54,6 +54,12 @@ RUN_LEASE_SECONDS = _var("RUN_LEASE_SECONDS", "spec.runs.leaseSeconds")
 RUN_MAX_ATTEMPTS = _var("RUN_MAX_ATTEMPTS", "spec.runs.maxAttempts")
 RUN_EVENT_TTL_SECONDS = _var("RUN_EVENT_TTL_SECONDS", "spec.retention.runEvents")
 STATELESS_RUN_TTL_SECONDS = _var("STATELESS_RUN_TTL_SECONDS", "spec.retention.statelessRuns")
+THREAD_TTL_SECONDS = _var("THREAD_TTL_SECONDS", "spec.retention.threads")
+THREAD_TTL_STRATEGY = _var("THREAD_TTL_STRATEGY", "spec.retention.threadStrategy")
+RUN_RECORD_TTL_SECONDS = _var("RUN_RECORD_TTL_SECONDS", "spec.retention.runs")
+RETENTION_SWEEP_INTERVAL_SECONDS = _var(
+    "RETENTION_SWEEP_INTERVAL_SECONDS", "spec.retention.sweepIntervalSeconds"
+)
 #: Comma-separated hosts, IPs and CIDRs.
 WEBHOOK_ALLOWED_HOSTS = _var("WEBHOOK_ALLOWED_HOSTS", "spec.webhooks.allowedHosts")
 WEBHOOK_SECRET = _var("WEBHOOK_SECRET", "spec.webhooks.signingSecretRef")
@@ -98,6 +104,7 @@ AUTH_ISSUER = _var("AUTH_ISSUER", "spec.auth.issuer")
 AUTH_AUDIENCE = _var("AUTH_AUDIENCE", "spec.auth.audience")
 AUTH_TENANT_CLAIM = _var("AUTH_TENANT_CLAIM", "spec.auth.tenantClaim")
 AUTH_ROLES_CLAIM = _var("AUTH_ROLES_CLAIM", "spec.auth.rolesClaim")
+AUTH_ADMIN_ROLE = _var("AUTH_ADMIN_ROLE", "spec.auth.adminRole")
 OTEL_SERVICE_NAME = _var("OTEL_SERVICE_NAME", "metadata.name")
 OTEL_EXPORTER_OTLP_ENDPOINT = _var("OTEL_EXPORTER_OTLP_ENDPOINT", "spec.tracing.otlpEndpoint")
 # The OpenTelemetry SDK's own standard variables (read by the SDK, not by agent_service.settings).
@@ -165,6 +172,7 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         RUN_MAX_ATTEMPTS: str(spec.runs.max_attempts),
         RUN_EVENT_TTL_SECONDS: str(duration_seconds(spec.retention.run_events)),
         STATELESS_RUN_TTL_SECONDS: str(duration_seconds(spec.retention.stateless_runs)),
+        RETENTION_SWEEP_INTERVAL_SECONDS: str(spec.retention.sweep_interval_seconds),
         WEBHOOK_ALLOWED_HOSTS: ",".join(spec.webhooks.allowed_hosts),
         WEBHOOK_TIMEOUT_SECONDS: _num(spec.webhooks.timeout_seconds),
         WEBHOOK_MAX_ATTEMPTS: str(spec.webhooks.max_attempts),
@@ -189,6 +197,12 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
     data.update({k: _num(v) for k, v in optional.items() if v is not None})
     if cost.enforce:
         data[SPEND_BUDGET_ENFORCE] = "true"
+    retention = spec.retention
+    if retention.threads is not None:
+        data[THREAD_TTL_SECONDS] = str(duration_seconds(retention.threads))
+        data[THREAD_TTL_STRATEGY] = retention.thread_strategy
+    if retention.runs is not None:
+        data[RUN_RECORD_TTL_SECONDS] = str(duration_seconds(retention.runs))
     if spec.model.degraded_reply is not None:
         data[LLM_DEGRADED_REPLY] = spec.model.degraded_reply
     if spec.model.cache.enabled:
@@ -196,6 +210,7 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
     if spec.auth is not None:
         data[AUTH_TENANT_CLAIM] = spec.auth.tenant_claim
         data[AUTH_ROLES_CLAIM] = spec.auth.roles_claim
+        data[AUTH_ADMIN_ROLE] = spec.auth.admin_role
         if spec.auth.jwks_url:
             data[AUTH_JWKS_URL] = spec.auth.jwks_url
         if spec.auth.issuer:

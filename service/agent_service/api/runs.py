@@ -72,21 +72,21 @@ async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> di
     assistant = await resolve_assistant(runtime, body.assistant_id)
     await check_webhook(runtime, body.webhook)
     identity = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
-    tenant = current_tenant()
+    tenant, user = current_tenant(), current_request().user
     if thread_id is None and body.on_completion == "keep":
-        thread_id = (await runtime.threads.create(None, identity, tenant=tenant))["thread_id"]
+        thread_id = (await runtime.threads.create(None, identity, tenant=tenant, user=user))["thread_id"]
     elif thread_id is not None:
         try:
             thread = owned(await runtime.threads.get(thread_id))
         except ThreadNotFoundError as error:
             if body.if_not_exists != "create":
                 raise not_found(error) from None
-            thread = await runtime.threads.create(thread_id, identity, tenant=tenant, if_exists="do_nothing")
+            thread = await runtime.threads.create(
+                thread_id, identity, tenant=tenant, user=user, if_exists="do_nothing"
+            )
         if any(k not in thread["metadata"] for k in identity):
             await runtime.threads.merge_metadata(thread_id, identity)
-    return await runtime.engine.submit(
-        thread_id, body, assistant=assistant, tenant=tenant, user=current_request().user
-    )
+    return await runtime.engine.submit(thread_id, body, assistant=assistant, tenant=tenant, user=user)
 
 
 def _last_event_id(header: str | None) -> int | None:

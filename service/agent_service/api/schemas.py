@@ -48,6 +48,8 @@ JsonValue = Annotated[Any, AfterValidator(_storable)]
 GraphInput = Annotated[Any, AfterValidator(_storable), AfterValidator(_within_input_limits)]
 # Redis range indexes are 64-bit: a larger offset would reach Redis as an error, not a 422.
 MAX_OFFSET = 2**31
+#: Ten years: a datetime beyond that cannot be counted from now.
+MAX_TTL_MINUTES = 10 * 366 * 24 * 60
 
 
 class _Body(BaseModel):
@@ -75,14 +77,26 @@ class AssistantCount(_Body):
     name: str | None = None
 
 
+class ThreadTTL(_Body):
+    """The LangGraph API's thread ``ttl`` (the SDK sends an int as ``{"ttl": n, "strategy": "delete"}``)."""
+
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES, description="Minutes idle before the thread is swept.")
+
+    def policy(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "ttl_minutes": self.ttl}
+
+
 class ThreadCreate(_Body):
     thread_id: str | None = Field(default=None, min_length=1, max_length=256)
     metadata: Json = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
+    ttl: ThreadTTL | None = None
 
 
 class ThreadPatch(_Body):
     metadata: Json = Field(default_factory=dict)
+    ttl: ThreadTTL | None = None
 
 
 class ThreadSearch(_Body):

@@ -22,6 +22,7 @@ from agent_service.api.schemas import (
     ThreadPrune,
     ThreadSearch,
 )
+from agent_service.observability.context import current_request
 from agent_service.runtime import Runtime
 from agent_service.serialization import to_jsonable
 from agent_service.state.threads import ThreadExistsError
@@ -87,7 +88,12 @@ async def _state(runtime: Runtime, thread: dict, config: RunnableConfig, subgrap
 async def create_thread(body: ThreadCreate, runtime: RuntimeDep) -> dict[str, Any]:
     try:
         return await runtime.threads.create(
-            body.thread_id, body.metadata, tenant=current_tenant(), if_exists=body.if_exists
+            body.thread_id,
+            body.metadata,
+            tenant=current_tenant(),
+            user=current_request().user,
+            ttl=body.ttl.policy() if body.ttl else None,
+            if_exists=body.if_exists,
         )
     except ThreadExistsError as error:
         raise HTTPException(status_code=409, detail=str(error)) from None
@@ -133,7 +139,8 @@ async def patch_thread(
     runtime: RuntimeDep,
     prefer: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any] | Response:
-    updated = await runtime.threads.merge_metadata(thread["thread_id"], body.metadata)
+    ttl = body.ttl.policy() if body.ttl else None
+    updated = await runtime.threads.merge_metadata(thread["thread_id"], body.metadata, ttl=ttl)
     if prefer == "return=minimal":
         return Response(status_code=204)
     return {**updated, "values": thread["values"]}
@@ -150,7 +157,12 @@ async def copy_thread(thread: ThreadDep, runtime: RuntimeDep) -> dict[str, Any]:
     await runtime.saver.acopy_thread(thread["thread_id"], copy_id)
     await runtime.threads.set_values(copy_id, thread["values"])
     created = await runtime.threads.create(
-        copy_id, thread["metadata"], tenant=thread["tenant"], interrupts=thread["interrupts"]
+        copy_id,
+        thread["metadata"],
+        tenant=thread["tenant"],
+        user=current_request().user,
+        ttl=thread.get("ttl"),
+        interrupts=thread["interrupts"],
     )
     return {**created, "values": thread["values"]}
 

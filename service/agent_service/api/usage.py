@@ -3,7 +3,8 @@
 Where GET /usage is served, because usage of every tenant is not for every caller:
 
 - with auth on (AUTH_* set by the operator from spec.auth): on the API port, to callers whose roles
-  claim (AUTH_ROLES_CLAIM, spec.auth.rolesClaim) contains ``admin``; anyone else gets 403;
+  claim (AUTH_ROLES_CLAIM, spec.auth.rolesClaim) contains AUTH_ADMIN_ROLE (spec.auth.adminRole,
+  ``admin``); anyone else gets 403;
 - with auth off there is no identity to check, so it is not on the API port at all (404 there).
   It listens on USAGE_LOCAL_ADDRESS only, which the operator sets to 127.0.0.1:<spec.usage.localPort>:
   inside the Pod, reached with ``kubectl port-forward`` (or exec) by whoever may do that.
@@ -30,7 +31,7 @@ from fastapi.responses import JSONResponse
 
 from agent_service.llm import budget_policy
 from agent_service.llm.budget import TokenBudget
-from agent_service.security.auth import ADMIN_ROLE, Principal, authenticate
+from agent_service.security.auth import Principal, authenticate
 from agent_service.settings import Settings
 from agent_service.state import connection
 from agent_service.usage import UsageStore, totals
@@ -80,13 +81,6 @@ async def get_usage(
         "days": days,
         "total": total,
     }
-
-
-async def require_admin(principal: Annotated[Principal, Depends(authenticate)], request: Request) -> None:
-    """403 unless the caller's roles claim contains ``admin``."""
-    if ADMIN_ROLE not in principal.roles:
-        claim = request.app.state.settings.auth_roles_claim
-        raise HTTPException(403, detail=f"GET /usage needs the {ADMIN_ROLE!r} role in the {claim!r} claim")
 
 
 async def admit_run(

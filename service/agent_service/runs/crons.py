@@ -30,6 +30,7 @@ import orjson
 from croniter import croniter
 
 from agent_service.api.schemas import RunCreate
+from agent_service.runs.lease import Lease
 from agent_service.serialization import dumps, now_iso
 from agent_service.state import atomic
 
@@ -52,11 +53,6 @@ else
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 end
 return 1
-"""
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
 """
 
 
@@ -145,13 +141,12 @@ class CronScheduler:
         self.engine = engine
         self.store = store
         self.holder = holder
-        self._lease = engine.keys.control("scheduler")
-        self._renew = engine.client.register_script(_RENEW)
+        self._lease = Lease(engine.client, engine.keys.control("scheduler"), holder, LEASE_SECONDS)
 
     async def serve(self) -> None:
         while True:
             try:
-                if await self._renew(keys=[self._lease], args=[self.holder, int(LEASE_SECONDS * 1000)]):
+                if await self._lease.hold():
                     await self.tick()
             except asyncio.CancelledError:
                 raise

@@ -25,6 +25,7 @@ from agent_service.observability.context import current_request
 from agent_service.runs import events
 from agent_service.runs.crons import CronScheduler, CronStore
 from agent_service.runs.queue import Claimed, RunQueue
+from agent_service.runs.sweeper import Sweeper
 from agent_service.runs.webhooks import WebhookDispatcher, WebhookPolicy, parse_allowed
 from agent_service.runs.worker import Worker, now_ms
 from agent_service.serialization import now_iso, to_jsonable
@@ -80,6 +81,7 @@ class RunEngine:
         self.webhooks = WebhookDispatcher(self, WebhookPolicy(parse_allowed(settings.webhook_allowed_hosts)))
         self.crons = CronStore(self)
         self._scheduler = CronScheduler(self, self.crons, self.worker.id)
+        self.sweeper = Sweeper(self, self.worker.id)
         self._tasks: list[asyncio.Task] = []
 
     def graph_for(self, record: dict[str, Any]) -> tuple[str, Pregel]:
@@ -102,7 +104,14 @@ class RunEngine:
         """Registers the worker and starts the background loops of this replica."""
         with contextlib.suppress(Exception):  # Redis down: the heartbeat loop registers us later
             await self.worker.beat_once()
-        for loop in (self.worker.serve(), self.worker.beat(), self.webhooks.serve(), self._scheduler.serve()):
+        loops = (
+            self.worker.serve(),
+            self.worker.beat(),
+            self.webhooks.serve(),
+            self._scheduler.serve(),
+            self.sweeper.serve(),
+        )
+        for loop in loops:
             self._tasks.append(asyncio.create_task(loop))
 
     async def stop(self, grace_seconds: float) -> None:
@@ -191,8 +200,16 @@ class RunEngine:
         if action == "rollback":
             await self.runs.delete(thread_id, run_id)
             return
-        ttl = self.settings.stateless_run_ttl_seconds if record.get("temporary") else None
-        await self.runs.save({**record, "status": "interrupted", "updated_at": now_iso()}, ttl_seconds=ttl)
+        await self.runs.save(
+            {**record, "status": "interrupted", "updated_at": now_iso()}, ttl_seconds=self.record_ttl(record)
+        )
+
+    def record_ttl(self, record: dict[str, Any]) -> int | None:
+        """Seconds a finished run's record is kept: a stateless run's with its output, a thread
+        run's by RUN_RECORD_TTL_SECONDS (spec.retention.runs); None: as long as its thread."""
+        if record.get("temporary"):
+            return self.settings.stateless_run_ttl_seconds
+        return self.settings.run_record_ttl_seconds or None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -345,9 +362,10 @@ class RunEngine:
 
     async def delete_thread(self, thread_id: str) -> None:
         """Stops the thread's runs in flight, then removes everything of it."""
-        for run_id, (_, state) in (await self.queue.in_flight()).items():
-            if state["t"] == thread_id:
-                await self.cancel(thread_id, run_id, "interrupt", wait=True)
+        if await self.busy(thread_id):  # (reading every run in flight is for threads that have one)
+            for run_id, (_, state) in (await self.queue.in_flight()).items():
+                if state["t"] == thread_id:
+                    await self.cancel(thread_id, run_id, "interrupt", wait=True)
         await self.saver.adelete_thread(thread_id)
         await self.runs.delete_for_thread(thread_id)
         with contextlib.suppress(ThreadNotFoundError):

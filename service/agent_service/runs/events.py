@@ -218,5 +218,19 @@ async def read(
             cursor = _text(entry)
 
 
+async def stored(client: AsyncClient, key: str) -> AsyncIterator[Event | End]:
+    """The log as stored now, page by page, without waiting for more (an export)."""
+    cursor = "-"
+    while True:
+        entries = await client.xrange(key, min=cursor, count=READ_COUNT)
+        for _, fields in entries:
+            decoded = decode(fields)
+            for item in [decoded] if isinstance(decoded, End) else decoded:
+                yield item
+        if len(entries) < READ_COUNT:
+            return
+        cursor = "(" + _text(entries[-1][0])
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -375,7 +375,7 @@ class Worker:
             writes.append(
                 engine.runs.save(
                     final,
-                    ttl_seconds=settings.stateless_run_ttl_seconds if temporary else None,
+                    ttl_seconds=engine.record_ttl(final),
                     # Stateless runs keep their output with the record; a webhook needs it until sent.
                     result=execution.result if temporary or body.webhook else None,
                     result_ttl_seconds=settings.stateless_run_ttl_seconds

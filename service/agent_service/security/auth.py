@@ -31,7 +31,6 @@ class Principal:
 
 
 ANONYMOUS = Principal(user="anonymous", tenant=DEFAULT_TENANT)
-ADMIN_ROLE = "admin"
 
 
 class AuthError(HTTPException):
@@ -109,3 +108,15 @@ async def authenticate(request: Request) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def require_admin(principal: PrincipalDep, request: Request) -> None:
+    """403 unless the caller's roles claim (AUTH_ROLES_CLAIM) holds AUTH_ADMIN_ROLE: the routes of
+    every tenant's data (GET /usage, /admin/...)."""
+    settings: Settings = request.app.state.settings
+    if settings.auth_admin_role not in principal.roles:
+        raise HTTPException(
+            403,
+            detail=f"{request.url.path} needs the {settings.auth_admin_role!r} role "
+            f"in the {settings.auth_roles_claim!r} claim",
+        )

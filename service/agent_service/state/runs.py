@@ -3,7 +3,8 @@
 A record is written when the run is accepted (status ``pending``) and again when it ends (its final
 status). While it is in flight, the run queue is the authority on whether it waits or runs
 (``agent_service.runs.engine`` shows that state). Records of runs whose thread does not outlive
-them (stateless runs) expire with their result.
+them (stateless runs) expire with their result; those of thread runs after RUN_RECORD_TTL_SECONDS
+when it is set (``RunEngine.record_ttl``), else with their thread.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class RunStore:
     ) -> None:
         """The record, expiring after ``ttl_seconds`` if set, and, given ``result``, the run's output."""
         commands = [_set(self.keys.run_record(run["thread_id"], run["run_id"]), run, ttl_seconds)]
+        if ttl_seconds:
+            # The thread's run list forgets runs created before the retention, whose records are gone.
+            cutoff = time.time_ns() // 1_000_000 - ttl_seconds * 1000
+            commands.append(("ZREMRANGEBYSCORE", self.keys.thread_runs(run["thread_id"]), "-inf", cutoff))
         if result is not None:
             commands.append(
                 _set(self.keys.run_result(run["thread_id"], run["run_id"]), result, result_ttl_seconds)

@@ -6,10 +6,16 @@ Control keys (the deployment's hash tag, so the indexes and records change in on
     threads:updated / :created      zset    thread id by time (ms): default listing order
     threads:status:<status>         zset    thread id by updated time
     threads:tenant:<tenant>         zset    thread id by updated time: every search is within one tenant
+    threads:user:<sub>              zset    thread id by updated time, for the user who created it (erasure)
+    threads:expiry                  zset    thread id by when its TTL runs out (ms): what the sweeper reads
     threads:meta:<key>=<json value> zset    thread id by updated time, for scalar metadata
 
 The latest values, which can be large, live with the thread's own data (``thread_values``), so on a
 Redis Cluster they spread over the shards with the checkpoints.
+
+A thread with a TTL (``{"strategy", "ttl_minutes"}``, the LangGraph API's option, or the deployment's
+default) expires ``ttl_minutes`` after its last change: every change of the record (a run, a state
+update, a patch) moves ``expires_at`` on, so only idle threads expire (``agent_service.runs.sweeper``).
 
 Search intersects the index zsets of its filters, so it reads only matching threads however
 many are stored. Filters no index answers (state values, nested metadata) are checked on the
@@ -23,6 +29,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -34,6 +41,7 @@ from agent_service.state.connection import AsyncClient, is_cluster
 from agent_service.state.keys import ServiceKeys
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+TTLStrategy = Literal["delete", "keep_latest"]
 SortBy = Literal["thread_id", "status", "created_at", "updated_at"]
 _SCALARS = (str, int, float, bool, type(None))
 _SEARCH_RESULT_TTL_SECONDS = 10
@@ -50,6 +58,23 @@ class ThreadExistsError(LookupError):
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def ttl_policy(minutes: float, strategy: TTLStrategy = "delete") -> dict[str, Any]:
+    return {"strategy": strategy, "ttl_minutes": minutes}
+
+
+def _stamped(ttl: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The policy with ``expires_at`` counted from now."""
+    if ttl is None:
+        return None
+    expires = datetime.now(UTC) + timedelta(minutes=ttl["ttl_minutes"])
+    return {"strategy": ttl["strategy"], "ttl_minutes": ttl["ttl_minutes"], "expires_at": expires.isoformat()}
+
+
+def expires_ms(thread: dict[str, Any]) -> int | None:
+    ttl = thread.get("ttl")
+    return int(datetime.fromisoformat(ttl["expires_at"]).timestamp() * 1000) if ttl else None
 
 
 async def mget(client: AsyncClient, keys: Sequence[str]) -> list[bytes | None]:
@@ -77,9 +102,14 @@ return 1
 
 
 class ThreadStore:
-    def __init__(self, client: AsyncClient, prefix: str | ServiceKeys):
+    def __init__(
+        self, client: AsyncClient, prefix: str | ServiceKeys, *, default_ttl: dict[str, Any] | None = None
+    ):
+        """``default_ttl``: the policy of threads created without one (``ttl_policy``); None: none."""
         self.client = client
         self.keys = prefix if isinstance(prefix, ServiceKeys) else ServiceKeys(prefix)
+        self.default_ttl = default_ttl
+        self.expiry = self._index("expiry")
         self._swap = client.register_script(_SWAP)
         # The record this process last read or wrote, per thread: the expected value of the next
         # compare-and-set, so a change (a run's busy, idle) sends no GET first. A stale guess costs
@@ -101,12 +131,18 @@ class ThreadStore:
     def _meta_key(self, key: str, value: Any) -> str:
         return self._index("meta", f"{key}={orjson.dumps(value).decode()}")
 
+    def owner_index(self, kind: Literal["user", "tenant"], owner: str) -> str:
+        """The zset of the thread ids a user created, or of a tenant's threads."""
+        return self._index(kind, owner)
+
     def _index_keys(self, thread: dict[str, Any]) -> list[str]:
         keys = [
             self._index("updated"),
             self._index("status", thread["status"]),
-            self._index("tenant", thread["tenant"]),
+            self.owner_index("tenant", thread["tenant"]),
         ]
+        if thread.get("user"):
+            keys.append(self.owner_index("user", thread["user"]))
         keys += [self._meta_key(k, v) for k, v in thread["metadata"].items() if isinstance(v, _SCALARS)]
         return keys
 
@@ -122,15 +158,24 @@ class ThreadStore:
     async def exists(self, thread_id: str) -> bool:
         return bool(await self.client.exists(self._record_key(thread_id)))
 
+    async def record(self, thread_id: str) -> dict[str, Any] | None:
+        """The record without its values, or None."""
+        raw = await self.client.get(self._record_key(thread_id))
+        return orjson.loads(raw) if raw is not None else None
+
     async def create(
         self,
         thread_id: str | None,
         metadata: dict[str, Any],
         *,
         tenant: str = DEFAULT_TENANT,
+        user: str | None = None,
+        ttl: dict[str, Any] | None = None,
         if_exists: str = "raise",
         **fields: Any,
     ) -> dict[str, Any]:
+        """``user``: the ``sub`` who creates it (erasure finds it by that); ``ttl``: its policy
+        (``ttl_policy``), else the store's default."""
         thread_id = thread_id or str(uuid.uuid4())
         now = now_iso()
         thread = {
@@ -141,8 +186,11 @@ class ThreadStore:
             "status": "idle",
             "interrupts": {},
             "tenant": tenant,
+            **({"user": user} if user else {}),
             **fields,
         }
+        if stamped := _stamped(ttl or self.default_ttl):
+            thread["ttl"] = stamped
         raw = dumps(thread)
         created = await self.client.set(self._record_key(thread_id), raw, nx=True)
         if not created:
@@ -152,7 +200,10 @@ class ThreadStore:
             raise ThreadExistsError(f"thread {thread_id} already exists")
         score = _now_ms()
         indexes = [self._index("created"), *self._index_keys(thread)]
-        await atomic.execute(self.client, [("ZADD", key, score, thread_id) for key in indexes])
+        commands = [("ZADD", key, score, thread_id) for key in indexes]
+        if (expires := expires_ms(thread)) is not None:
+            commands.append(("ZADD", self.expiry, expires, thread_id))
+        await atomic.execute(self.client, commands)
         self._remember(thread_id, raw)
         return {**thread, "values": None}
 
@@ -162,7 +213,8 @@ class ThreadStore:
         """Read-change-write, retried if another writer got in between (compare-and-set in a script,
         so a concurrent change is never lost, on one Redis or a Cluster).
 
-        ``change`` sees and returns the record without its values (set those with ``set_values``)."""
+        ``change`` sees and returns the record without its values (set those with ``set_values``).
+        A TTL starts again from now."""
         key = self._record_key(thread_id)
         raw = self._known.get(thread_id) or await self.client.get(key)
         while True:
@@ -171,13 +223,21 @@ class ThreadStore:
                 raise ThreadNotFoundError(f"thread {thread_id} not found")
             before = orjson.loads(raw)
             after = {**change(orjson.loads(raw)), "updated_at": now_iso()}
+            if after.get("ttl") is not None:
+                after["ttl"] = _stamped(after["ttl"])
+            else:
+                after.pop("ttl", None)
             dropped = sorted(set(self._index_keys(before)) - set(self._index_keys(after)))
             keys = [key, *dropped, *self._index_keys(after)]
             written = dumps(after)
             raw = await self._swap(keys=keys, args=[raw, written, len(dropped), _now_ms(), thread_id])
             if raw == 1:
                 self._remember(thread_id, written)
-                return after
+                break
+        # Outside the swap (its score is not the others'); the sweeper checks the record anyway.
+        if (expires := expires_ms(after)) is not None or "ttl" in before:
+            await self.schedule_expiry(thread_id, expires)
+        return after
 
     async def update(self, thread_id: str, **changes: Any) -> dict[str, Any]:
         """Changes record fields; ``values=`` is stored beside the record (see the module docstring)."""
@@ -194,14 +254,30 @@ class ThreadStore:
     async def set_values(self, thread_id: str, values: Any) -> None:
         await self.client.set(self.keys.thread_values(thread_id), dumps(values))
 
-    async def merge_metadata(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    async def merge_metadata(
+        self, thread_id: str, metadata: dict[str, Any], *, ttl: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Merges ``metadata`` in; ``ttl`` given: the thread's new TTL policy."""
+        policy = {"ttl": ttl} if ttl is not None else {}
         return await self.modify(
-            thread_id, lambda thread: {**thread, "metadata": {**thread["metadata"], **metadata}}
+            thread_id, lambda thread: {**thread, "metadata": {**thread["metadata"], **metadata}, **policy}
         )
+
+    async def expired(self, now_ms: int, count: int) -> list[str]:
+        """Up to ``count`` thread ids whose TTL ran out by ``now_ms``, the longest expired first."""
+        found = await self.client.zrangebyscore(self.expiry, "-inf", now_ms, start=0, num=count)
+        return [thread_id.decode() for thread_id in found]
+
+    async def schedule_expiry(self, thread_id: str, at_ms: int | None) -> None:
+        """Moves the thread's place in the expiry index (None: out of it)."""
+        if at_ms is None:
+            await self.client.zrem(self.expiry, thread_id)
+        else:
+            await self.client.zadd(self.expiry, {thread_id: at_ms})
 
     async def delete(self, thread_id: str) -> None:
         thread = await self.get(thread_id)
-        indexes = [self._index("created"), *self._index_keys(thread)]
+        indexes = [self._index("created"), self.expiry, *self._index_keys(thread)]
         await atomic.execute(
             self.client, [("DEL", self._record_key(thread_id)), *(("ZREM", k, thread_id) for k in indexes)]
         )

@@ -141,6 +141,19 @@ def test_settings_reach_the_container():
     )
 
 
+def test_retention_and_the_admin_role_reach_the_service():
+    data = service_env.config_data(make_resource(load_case("full")))
+    assert data["THREAD_TTL_SECONDS"] == str(30 * 86400)
+    assert data["THREAD_TTL_STRATEGY"] == "keep_latest"
+    assert data["RUN_RECORD_TTL_SECONDS"] == str(7 * 86400)
+    assert data["RETENTION_SWEEP_INTERVAL_SECONDS"] == "120"
+    assert (data["RUN_EVENT_TTL_SECONDS"], data["STATELESS_RUN_TTL_SECONDS"]) == ("7200", "1800")
+    assert data["AUTH_ADMIN_ROLE"] == "platform-admin"
+    minimal = service_env.config_data(make_resource(load_case("minimal")))
+    assert "THREAD_TTL_SECONDS" not in minimal
+    assert "RUN_RECORD_TTL_SECONDS" not in minimal
+
+
 def test_external_redis_secret_url_and_no_statefulset():
     resource = make_resource(load_case("keda-external"))
     assert redis.render(resource) == []
