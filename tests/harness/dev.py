@@ -267,14 +267,6 @@ class FleetRules:
         log.info("fleet rules loaded for SLO windows %s", sorted(windows))
 
 
-def _serving(bridge: PodBridge, name: str) -> list[int]:
-    return [
-        pod.port
-        for pod in list(bridge.bridged.values())
-        if pod.labels.get(OWNER_LABEL) == name and pod.process.running()
-    ]
-
-
 def bridge() -> None:
     """The supervised background process of `make dev` (see the module docstring)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -298,6 +290,8 @@ def bridge() -> None:
     )  # fmt: skip
     rules, proxies = FleetRules(prometheus), ServiceProxies()
     urls: dict[str, str] = {}
+    #: AgentDeployment -> ports of its Pods answering /healthz, refreshed every pass.
+    serving: dict[str, list[int]] = {}
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -311,9 +305,12 @@ def bridge() -> None:
             for name in {pod.labels.get(OWNER_LABEL) for pod in agents.bridged.values()} - {None}:
                 if name not in urls:
                     port = free_port()
-                    proxies.ensure(name, port, lambda n=name: _serving(agents, n))
+                    proxies.ensure(name, port, lambda n=name: serving.get(n, []))
                     urls[name] = f"http://127.0.0.1:{port}"
-            served = {name: {"url": url, "pods": len(_serving(agents, name))} for name, url in urls.items()}
+            ready = agents.serving()
+            for name in urls:  # each entry replaced whole: the proxies' thread reads them meanwhile
+                serving[name] = [pod.port for pod in ready if pod.labels.get(OWNER_LABEL) == name]
+            served = {name: {"url": url, "pods": len(serving[name])} for name, url in urls.items()}
             tmp = AGENTS_FILE.with_suffix(".tmp")
             tmp.write_text(json.dumps(served, indent=2))
             tmp.replace(AGENTS_FILE)

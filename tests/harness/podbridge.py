@@ -188,10 +188,14 @@ class PodBridge:
             for pod in self.bridged.values():
                 if not pod.process.running():
                     raise BridgeError(f"agent-service for {pod.name} exited:\n{pod.process.tail()}")
-            ready = [p for p in self.bridged.values() if _healthy(p.port)]
+            ready = self.serving()
             return ready if len(ready) >= count else None
 
         return wait_until(serving, timeout=timeout, what=f"{count} bridged agent Pods to serve", interval=0.5)
+
+    def serving(self) -> list[BridgedPod]:
+        """The bridged Pods whose process answers /healthz (a Service's ready endpoints)."""
+        return [p for p in list(self.bridged.values()) if p.process.running() and _healthy(p.port)]
 
     def start_background(self, interval: float = 1.0) -> None:
         def loop() -> None:
