@@ -67,6 +67,8 @@ DEFAULT_WINDOW = "30d"
 #: Rules for this Prometheus' scrape and evaluation interval (SHEPHERD's defaults assume 15 s).
 RULES = RuleConfig(scrape_interval=timedelta(seconds=1), evaluation_interval=timedelta(seconds=1))
 OPERATOR_RULES = REPO / "alerts" / "shepherd-operator-rules.yaml"
+#: Ready=False reasons of an example on its way up (any other one is why it does not run).
+STARTING = ("NoPodReady", "PodsNotReady", "DeploymentMissing")
 
 log = logging.getLogger("dev-bridge")
 
@@ -120,7 +122,7 @@ def wait_agents(cluster: Cluster, timeout: float = 300) -> dict[str, str]:
             name, ready = agd["metadata"]["name"], _condition(agd, "Ready")
             if name in report:
                 continue
-            if ready.get("status") == "False" and ready.get("reason") not in ("NoPodReady", "PodsNotReady"):
+            if ready.get("status") == "False" and ready.get("reason") not in STARTING:
                 report[name] = f"not running: Ready=False {ready.get('reason')}: {ready.get('message')}"
                 continue
             agent = served.get(name)
