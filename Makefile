@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 PYTEST := $(VENV)/bin/pytest
 RUFF := $(VENV)/bin/ruff
 
-.PHONY: help venv tools test test-unit test-integration test-e2e lint format dev dev-down bench generate lock clean images images-lock test-images
+.PHONY: help venv tools test test-unit test-integration test-e2e lint format dev dev-down demo bench generate lock clean images images-lock test-images
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,11 +49,14 @@ format: venv ## Apply ruff fixes and formatting
 	$(RUFF) check --fix .
 	$(RUFF) format .
 
-dev: venv tools ## Start the local control plane, Redis, Prometheus and the operator; apply the CRD and examples
+dev: venv tools ## The whole product live: control plane, Redis, Prometheus, Shepherd, the examples' agents (prints their URLs)
 	$(PY) -m tests.harness.dev up
 
 dev-down: venv ## Stop what `make dev` started
 	$(PY) -m tests.harness.dev down
+
+demo: venv ## On `make dev`: the error-budget story live (outage, freeze, held change, recovery), ~3 min
+	$(PY) -m tests.harness.demo
 
 bench: venv tools ## Run the benchmarks (tables for BENCHMARKS.md)
 	$(PY) -m bench

@@ -1,9 +1,17 @@
-"""Measuring helpers shared by the benchmarks: peak RSS, percentiles."""
+"""Measuring helpers shared by the benchmarks: peak RSS, percentiles, a local control plane."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from shepherd import crd
+
+from tests.harness import components
+from tests.harness.cluster import Cluster
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -20,3 +28,18 @@ def percentile(samples: list[float], q: float) -> float:
         if len(samples) > 1
         else samples[0]
     )
+
+
+@contextlib.contextmanager
+def local_cluster(prefix: str) -> Iterator[tuple[Cluster, Path]]:
+    """A local control plane with Shepherd's CRD, in a temporary directory, stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        cluster = components.start_cluster(workdir)
+        try:
+            cluster.kubectl("apply", "--server-side", "-f", str(crd.CRD_PATH))
+            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}")
+            yield cluster, workdir
+        finally:
+            if cluster.local:
+                cluster.local.stop()

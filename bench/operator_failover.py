@@ -18,15 +18,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from shepherd import crd
-
+from bench.measure import local_cluster
 from bench.operator_scale import _bulk, agent
-from tests.harness import components
 from tests.harness.audit import AuditCounter
 from tests.harness.cluster import Cluster
 from tests.harness.operator import OperatorProcess, operator_account
@@ -137,19 +134,11 @@ def measure(cluster: Cluster, n: int, workdir: Path) -> dict:
 
 def run() -> str:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:
-        workdir = Path(tmp)
-        cluster = components.start_cluster(workdir)
-        try:
-            cluster.kubectl("apply", "--server-side", "-f", str(crd.CRD_PATH))
-            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}")
-            for n in SIZES:
-                result = measure(cluster, n, workdir)
-                rows.append(result)
-                print(json.dumps(result), flush=True)
-        finally:
-            if cluster.local:
-                cluster.local.stop()
+    with local_cluster("bench-failover-") as (cluster, workdir):
+        for n in SIZES:
+            result = measure(cluster, n, workdir)
+            rows.append(result)
+            print(json.dumps(result), flush=True)
     lines = [
         "| AgentDeployments | leader stopped by | rounds | Lease taken after (s): median / max "
         "| change made at the failover rolled out after (s): median / max |",

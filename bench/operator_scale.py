@@ -13,7 +13,7 @@ For each N:
   for them; its end is the moment every resource's children were listed (read from the audit log).
   While it runs, ``PROBES`` new resources are created one by one, and for each the delay between its
   Deployment becoming ready and the resource showing Ready is measured (p99: the goal is 5 s);
-* the operator's peak RSS (VmHWM) over both phases.
+* the operator's peak RSS (VmHWM) in each phase (a process each).
 
 The operator runs as a ServiceAccount bound to its own ClusterRole (shepherd/rbac.py), so the
 request counts are its alone and RBAC holds at scale. Readiness times come from two watches held by
@@ -27,7 +27,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,13 +34,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import kubernetes
-from shepherd import api, crd, rbac
+from shepherd import api, rbac
 from shepherd.render import render_all
 from shepherd.render.common import OWNER_LABEL
 from shepherd.render.monitoring import placeholder_content
 
-from bench.measure import peak_rss_mib, percentile
-from tests.harness import components
+from bench.measure import local_cluster, peak_rss_mib, percentile
 from tests.harness.audit import WRITE_VERBS, AuditCounter
 from tests.harness.cluster import Cluster
 from tests.harness.processes import wait_until
@@ -310,7 +308,12 @@ def with_operator(cluster: Cluster, kubeconfig: Path, n: int, workdir: Path) -> 
     _quiet(counter)
     on_create = counter.verbs()
     writes = _writes_by_kind(counter)
-    rss = operator.stop()
+    reads = Counter(
+        f"{e['verb']} {e['objectRef'].get('resource')}"
+        for e in counter.entries()
+        if e["verb"] not in WRITE_VERBS
+    )
+    rss_create = operator.stop()
 
     # A full resync: the restarted operator resumes (compares) every resource and must write nothing
     # for them, while new resources created meanwhile become Ready as fast as their Deployments.
@@ -334,7 +337,7 @@ def with_operator(cluster: Cluster, kubeconfig: Path, n: int, workdir: Path) -> 
     fleet_writes = [w for w in counter.writes() if not w.split("/", 1)[1].startswith(PROBE_PREFIX)]
     on_resync = counter.verbs()
     probe_lags = clock.lags(probes)
-    rss = max(rss, operator.stop())
+    rss_resync = operator.stop()
     clock.stop()
     # Wait for the namespace to go, so the next size starts on an empty cluster.
     cluster.kubectl("delete", "namespace", namespace, "--timeout=900s")
@@ -343,6 +346,7 @@ def with_operator(cluster: Cluster, kubeconfig: Path, n: int, workdir: Path) -> 
         "create_requests": sum(on_create.values()) / n,
         "create_writes": sum(on_create[v] for v in WRITE_VERBS) / n,
         "create_writes_by_kind": {k: v / n for k, v in sorted(writes.items())},
+        "create_reads": dict(reads.most_common(6)),
         "create_lag_p50": percentile(create_lags, 50),
         "create_lag_p99": percentile(create_lags, 99),
         "resync_seconds": resync_seconds,
@@ -351,7 +355,8 @@ def with_operator(cluster: Cluster, kubeconfig: Path, n: int, workdir: Path) -> 
         "resync_writes_sample": fleet_writes[:10],
         "probe_lag_p50": percentile(probe_lags, 50),
         "probe_lag_p99": percentile(probe_lags, 99),
-        "rss": rss,
+        "rss_create": rss_create,
+        "rss_resync": rss_resync,
     }
 
 
@@ -365,26 +370,19 @@ def _operator_kubeconfig(cluster: Cluster) -> Path:
 
 def run() -> str:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
-        workdir = Path(tmp)
-        cluster = components.start_cluster(workdir)
-        try:
-            cluster.kubectl("apply", "--server-side", "-f", str(crd.CRD_PATH))
-            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}")
-            kubeconfig = _operator_kubeconfig(cluster)
-            for n in SIZES:
-                floor_seconds = floor(cluster, n)
-                result = with_operator(cluster, kubeconfig, n, workdir)
-                rows.append((n, result, floor_seconds))
-                print(json.dumps({"n": n, "floor": floor_seconds, **result}), flush=True)
-        finally:
-            if cluster.local:
-                cluster.local.stop()
+    with local_cluster("bench-operator-") as (cluster, workdir):
+        kubeconfig = _operator_kubeconfig(cluster)
+        for n in SIZES:
+            floor_seconds = floor(cluster, n)
+            result = with_operator(cluster, kubeconfig, n, workdir)
+            rows.append((n, result, floor_seconds))
+            print(json.dumps({"n": n, "floor": floor_seconds, **result}), flush=True)
     lines = [
         "| N | operator: all Ready (s) | floor: bulk client, no operator (s) | ratio "
         "| requests/resource on create (writes) | Ready after its Deployment p50 / p99 (s) "
         "| full resync (s) | requests/resource on resync | writes on resync "
-        "| new resource Ready after its Deployment during resync p50 / p99 (s) | operator peak RSS (MiB) |",
+        "| new resource Ready after its Deployment during resync p50 / p99 (s) "
+        "| operator peak RSS: create / resync (MiB) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, r, floor_seconds in rows:
@@ -393,6 +391,7 @@ def run() -> str:
             f"{r['create_requests']:.1f} ({r['create_writes']:.2f}) | "
             f"{r['create_lag_p50']:.2f} / {r['create_lag_p99']:.2f} | {r['resync_seconds']:.1f} | "
             f"{r['resync_requests']:.2f} | {r['resync_writes']} | "
-            f"{r['probe_lag_p50']:.2f} / {r['probe_lag_p99']:.2f} | {r['rss']:.0f} |"
+            f"{r['probe_lag_p50']:.2f} / {r['probe_lag_p99']:.2f} | "
+            f"{r['rss_create']:.0f} / {r['rss_resync']:.0f} |"
         )
     return "\n".join(lines)

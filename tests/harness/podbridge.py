@@ -7,13 +7,20 @@ Pod's labels.
 Only network endpoints and volume paths are translated (there is no cluster DNS or Pod network here):
 `--host`/`--port` become 127.0.0.1 and a free port, ``addresses`` replaces rendered ``host:port``
 strings (a managed Redis' Service name in REDIS_URL), and `endpoint_overrides` replaces the values of
-named variables whole (REDIS_URL, ANTHROPIC_BASE_URL, ...). Everything else is passed through
+named variables whole (REDIS_URL, ...). Everything else is passed through
 verbatim, so a setting the service does not understand makes the process fail and the test with it.
+`provided_env` adds variables the sandbox needs beside the container's (the operator's
+SHEPHERD_METRICS_ADDRESS=127.0.0.1: only loopback here); `port_variables` (e.g.
+SHEPHERD_METRICS_PORT, USAGE_LOCAL_ADDRESS) and the URLs of `url_flags` (e.g. --liveness) get a
+free loopback port per Pod, so two replicas of one Pod template run side by side. A process that
+exits is started again (at most every `restart_seconds`), as the kubelet restarts a container.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +38,34 @@ _expand = expand
 _with_endpoint = with_flag
 
 
+def _moved(value: str, port: int) -> str:
+    """A port, or a ``host:port``, moved to ``port`` on 127.0.0.1."""
+    return f"127.0.0.1:{port}" if ":" in value else str(port)
+
+
+def _with_url(args: list[str], flag: str, port: int) -> list[str]:
+    """The URL of ``flag`` (``flag URL`` or ``flag=URL``) moved to 127.0.0.1:``port``, path kept."""
+    for index, arg in enumerate(args):
+        if arg.startswith(f"{flag}="):
+            url = arg.split("=", 1)[1]
+        elif arg == flag and index + 1 < len(args):
+            url = args[index + 1]
+        else:
+            continue
+        moved = urllib.parse.urlsplit(url)._replace(netloc=f"127.0.0.1:{port}")
+        return with_flag(args, flag, urllib.parse.urlunsplit(moved))
+    return args
+
+
 @dataclass
 class BridgedPod:
     name: str
     port: int
     process: ManagedProcess
     labels: dict[str, str]
+    #: The free ports given to `port_variables` and `url_flags`, by variable or flag.
+    ports: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -50,6 +79,9 @@ class PodBridge:
     endpoint_overrides: dict[str, str] = field(default_factory=dict)
     #: Rendered ``host:port`` -> where that server really listens (``PodRunner.addresses``).
     addresses: dict[str, str] = field(default_factory=dict)
+    #: Variables every process gets beside the container's: endpoints the sandbox has in place of
+    #: the cluster's network (the container's own value wins).
+    provided_env: dict[str, str] = field(default_factory=dict)
     # The image's ENTRYPOINT, used when the container sets no command.
     entrypoint: str = "agent-service"
     # Give the process the Pod's ServiceAccount identity (a KUBECONFIG with a bound token), as the
@@ -58,6 +90,15 @@ class PodBridge:
     detach: bool = False
     #: Fixed file_sd groups published with the Pods' (e.g. the operator's /metrics).
     extra_targets: list[dict] = field(default_factory=list)
+    #: Variables holding a port (or host:port), and flags holding a URL, that get a free loopback
+    #: port per Pod.
+    port_variables: tuple[str, ...] = ()
+    url_flags: tuple[str, ...] = ()
+    #: Which port Prometheus scrapes: one of `port_variables`, or the `--port` one (None).
+    scrape_port: str | None = None
+    #: Labels added to every published target (e.g. job).
+    target_labels: dict[str, str] = field(default_factory=dict)
+    restart_seconds: float = 10.0
     bridged: dict[str, BridgedPod] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,7 +116,7 @@ class PodBridge:
         )
 
     def environment(self, pod: dict, container: dict) -> dict[str, str]:
-        return self.runner.environment(pod, container)
+        return {**self.provided_env, **self.runner.environment(pod, container)}
 
     def command(self, pod: dict, container: dict, env: dict[str, str], port: int) -> list[str]:
         argv = self.runner.argv(pod, container, env)
@@ -85,19 +126,20 @@ class PodBridge:
         container = next(c for c in pod["spec"]["containers"] if c["name"] == self.container)
         port = free_port()
         env = self.environment(pod, container)
+        ports = {name: free_port() for name in (*self.port_variables, *self.url_flags)}
+        env.update({name: _moved(env[name], ports[name]) for name in self.port_variables if name in env})
         base = self.runner.base_env()
         if self.as_service_account:
             account = pod["spec"].get("serviceAccountName", "default")
             base["KUBECONFIG"] = str(self.cluster.kubeconfig_for_serviceaccount(self.namespace, account))
         name = pod["metadata"]["name"]
-        process = ManagedProcess(
-            f"pod-{name}",
-            self.command(pod, container, env, port),
-            self.log_dir,
-            {**base, **env},
-            inherit_env=False,
-        ).start(detach=self.detach)
-        return BridgedPod(name, port, process, pod["metadata"].get("labels", {}))
+        argv = self.command(pod, container, env, port)
+        for flag in self.url_flags:
+            argv = _with_url(argv, flag, ports[flag])
+        process = ManagedProcess(f"pod-{name}", argv, self.log_dir, {**base, **env}, inherit_env=False).start(
+            detach=self.detach
+        )
+        return BridgedPod(name, port, process, pod["metadata"].get("labels", {}), ports)
 
     def sync(self) -> None:
         pods = self.cluster.get("pods", namespace=self.namespace)["items"]
@@ -110,6 +152,10 @@ class PodBridge:
         with self._lock:
             for name in set(self.bridged) - set(running):
                 self.bridged.pop(name).process.stop()
+            for name, bridged in list(self.bridged.items()):
+                exited = not bridged.process.running()
+                if exited and time.monotonic() - bridged.started >= self.restart_seconds:
+                    del self.bridged[name]  # exited: started again below, as the kubelet would
             for name, pod in running.items():
                 if name not in self.bridged:
                     self.bridged[name] = self._start(pod)
@@ -121,11 +167,12 @@ class PodBridge:
         self.prometheus.set_targets(
             [
                 {
-                    "targets": [f"127.0.0.1:{pod.port}"],
+                    "targets": [f"127.0.0.1:{pod.ports.get(self.scrape_port or '', pod.port)}"],
                     "labels": {
                         "namespace": self.namespace,
                         "agentdeployment": pod.labels.get(AGENTDEPLOYMENT_LABEL, ""),
                         "pod": pod.name,
+                        **self.target_labels,
                     },
                 }
                 for pod in self.bridged.values()
@@ -141,10 +188,14 @@ class PodBridge:
             for pod in self.bridged.values():
                 if not pod.process.running():
                     raise BridgeError(f"agent-service for {pod.name} exited:\n{pod.process.tail()}")
-            ready = [p for p in self.bridged.values() if _healthy(p.port)]
+            ready = self.serving()
             return ready if len(ready) >= count else None
 
         return wait_until(serving, timeout=timeout, what=f"{count} bridged agent Pods to serve", interval=0.5)
+
+    def serving(self) -> list[BridgedPod]:
+        """The bridged Pods whose process answers /healthz (a Service's ready endpoints)."""
+        return [p for p in list(self.bridged.values()) if p.process.running() and _healthy(p.port)]
 
     def start_background(self, interval: float = 1.0) -> None:
         def loop() -> None:

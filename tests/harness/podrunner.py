@@ -10,7 +10,7 @@ Only what has no equivalent here is translated, and nothing else:
 * volume paths: a volume's mountPath, where it appears in an argument or env value, becomes its
   local directory: a PersistentVolumeClaim's is keyed by the claim's uid (it outlives Pods, and a
   claim deleted and made again is a new, empty volume), a Secret's holds its (selected) keys as
-  files, an emptyDir's belongs to the Pod;
+  files, an emptyDir's and a projected one's (the ServiceAccount token's) belong to the Pod;
 * the program: ``programs`` maps an image entrypoint to the local build of the same program
   (e.g. redis_exporter is Debian's ``prometheus-redis-exporter``).
 
@@ -158,8 +158,12 @@ class PodRunner:
                 (path / item["path"]).write_text(data[item["key"]])
         elif "emptyDir" in volume:
             path = self.workdir / f"empty-{pod['metadata']['uid']}-{name}"
+        elif "projected" in volume:
+            # The ServiceAccount token volume (kube-api-access-*): a process that talks to the
+            # apiserver gets the Pod's identity as a KUBECONFIG instead (PodBridge.as_service_account).
+            path = self.workdir / f"projected-{pod['metadata']['uid']}-{name}"
         else:
-            raise RunnerError(f"volume {name}: only PVCs, Secrets and emptyDirs are supported")
+            raise RunnerError(f"volume {name}: only PVC, Secret, emptyDir and projected volumes work")
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -42,6 +42,13 @@ class PrometheusServer:
         }
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
+    @classmethod
+    def attach(cls, binary: Path, workdir: Path, url: str) -> PrometheusServer:
+        """The server another process started in ``workdir`` (make dev's), to set its targets and rules."""
+        server = cls(binary, workdir)
+        server.url, server.port = url, int(url.rsplit(":", 1)[1])
+        return server
+
     def start(self) -> PrometheusServer:
         if not self.targets_path.exists():
             self.targets_path.write_text("[]")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.harness.podbridge import _expand, _matches, _with_endpoint
+from tests.harness.podbridge import _expand, _matches, _moved, _with_endpoint, _with_url
 
 
 def test_variable_references_expand_like_kubernetes() -> None:
@@ -23,3 +23,20 @@ def test_selector_matches_all_terms() -> None:
     pod = {"metadata": {"labels": {"a": "1", "b": "2"}}}
     assert _matches(pod, "a=1,b=2")
     assert not _matches(pod, "a=1,b=3")
+
+
+def test_url_flags_move_to_a_loopback_port_and_keep_their_path() -> None:
+    args = ["shepherd-operator", "--liveness=http://0.0.0.0:8080/healthz", "--probe", "http://0.0.0.0:1/x"]
+    moved = _with_url(_with_url(args, "--liveness", 4001), "--probe", 4002)
+    assert moved == [
+        "shepherd-operator",
+        "--liveness=http://127.0.0.1:4001/healthz",
+        "--probe",
+        "http://127.0.0.1:4002/x",
+    ]
+
+
+def test_port_variables_move_a_port_or_a_host_port_to_loopback() -> None:
+    assert _moved("8080", 4001) == "4001"
+    assert _moved("127.0.0.1:8082", 4002) == "127.0.0.1:4002"
+    assert _moved("0.0.0.0:8082", 4003) == "127.0.0.1:4003"
