@@ -64,7 +64,7 @@ def ttl_policy(minutes: float, strategy: TTLStrategy = "delete") -> dict[str, An
     return {"strategy": strategy, "ttl_minutes": minutes}
 
 
-def _stamped(ttl: dict[str, Any] | None) -> dict[str, Any] | None:
+def stamp_ttl(ttl: dict[str, Any] | None) -> dict[str, Any] | None:
     """The policy with ``expires_at`` counted from now."""
     if ttl is None:
         return None
@@ -189,7 +189,7 @@ class ThreadStore:
             **({"user": user} if user else {}),
             **fields,
         }
-        if stamped := _stamped(ttl or self.default_ttl):
+        if stamped := stamp_ttl(ttl or self.default_ttl):
             thread["ttl"] = stamped
         raw = dumps(thread)
         created = await self.client.set(self._record_key(thread_id), raw, nx=True)
@@ -224,7 +224,7 @@ class ThreadStore:
             before = orjson.loads(raw)
             after = {**change(orjson.loads(raw)), "updated_at": now_iso()}
             if after.get("ttl") is not None:
-                after["ttl"] = _stamped(after["ttl"])
+                after["ttl"] = stamp_ttl(after["ttl"])
             else:
                 after.pop("ttl", None)
             dropped = sorted(set(self._index_keys(before)) - set(self._index_keys(after)))
