@@ -1061,7 +1061,8 @@ class Rollout(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    "!has(self.strategy) || self.strategy != 'canary' || (has(self.steps) && size(self.steps) > 0)",
+                    "!has(self.strategy) || self.strategy != 'canary' "
+                    "|| (has(self.steps) && size(self.steps) > 0)",
                     "rollout.steps: a canary needs at least one step",
                     ".steps",
                 ),

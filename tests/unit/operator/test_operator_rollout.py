@@ -36,14 +36,16 @@ def _plan(resource, stable, canary_live=None, current=None, now=T0, blocked=None
 def test_a_new_resource_runs_its_generation_on_one_deployment():
     plan = _plan(_resource(generation=1), stable=None)
     assert (plan.release, plan.canary_replicas, plan.hold_stable) == (1, None, False)
-    assert plan.status["phase"] == "Stable" and plan.status["summary"] == "Stable"
+    assert plan.status["phase"] == "Stable"
+    assert plan.status["summary"] == "Stable"
 
 
 def test_a_replicas_only_change_keeps_the_release():
     old = _resource(generation=2)
     new = _resource(generation=5, replicas=4)
     plan = _plan(new, stable=_live(old, 2))
-    assert plan.release == 2 and plan.canary_replicas is None
+    assert plan.release == 2
+    assert plan.canary_replicas is None
 
 
 def test_rolling_strategy_takes_the_new_release_at_once():
@@ -57,10 +59,13 @@ def test_rolling_strategy_takes_the_new_release_at_once():
 def test_a_canary_starts_at_its_first_step_holding_the_stable_release():
     stable = _live(_resource(generation=2, image="agent:1"), 2)
     plan = _plan(_resource(generation=4, image="agent:2"), stable)
-    assert plan.hold_stable and plan.release == 2
+    assert plan.hold_stable
+    assert plan.release == 2
     assert (plan.canary_release, plan.canary_replicas, plan.stable_replicas) == (4, 1, 9)
-    assert plan.status["phase"] == "Progressing" and plan.status["step"] == 0
-    assert plan.status["summary"] == "Progressing 10%" and plan.requeue_after == 30
+    assert plan.status["phase"] == "Progressing"
+    assert plan.status["step"] == 0
+    assert plan.status["summary"] == "Progressing 10%"
+    assert plan.requeue_after == 30
 
 
 def _running(new, now, current):
@@ -73,13 +78,15 @@ def test_the_canary_moves_on_when_the_pause_is_over_and_then_promotes():
     new = _resource(generation=4, image="agent:2")
     first = _plan(new, _live(_resource(generation=2, image="agent:1"), 2))
     same = _running(new, T0 + dt.timedelta(seconds=10), first.status)
-    assert same.status == first.status and same.requeue_after == 20  # nothing moves before its time
+    assert same.status == first.status
+    assert same.requeue_after == 20
     second = _running(new, T0 + dt.timedelta(seconds=30), first.status)
     assert (second.status["step"], second.canary_replicas, second.stable_replicas) == (1, 5, 5)
     assert second.requeue_after == 60
     done = _running(new, T0 + dt.timedelta(seconds=95), second.status)
     assert (done.release, done.canary_replicas, done.hold_stable) == (4, None, False)
-    assert done.status["phase"] == "Stable" and "promoted" in done.status["reason"]
+    assert done.status["phase"] == "Stable"
+    assert "promoted" in done.status["reason"]
 
 
 def test_a_newer_spec_restarts_the_canary_at_its_first_step():
@@ -95,7 +102,8 @@ def test_a_freeze_keeps_a_canary_from_starting():
     plan = _plan(
         _resource(generation=4, image="agent:2"), _live(_resource(image="agent:1"), 2), blocked="frozen"
     )
-    assert plan.canary_replicas is None and plan.status["phase"] == "Held"
+    assert plan.canary_replicas is None
+    assert plan.status["phase"] == "Held"
     assert plan.release == 4  # the new spec is what the freeze holds
 
 
@@ -130,7 +138,8 @@ def test_the_canary_deployment_is_the_new_spec_under_its_own_name_selector_and_c
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["selector"]["matchLabels"][canary.TRACK_LABEL] == "canary"
     labels = dep["spec"]["template"]["metadata"]["labels"]
-    assert labels[workload.RELEASE_LABEL] == "4" and labels[canary.TRACK_LABEL] == "canary"
+    assert labels[workload.RELEASE_LABEL] == "4"
+    assert labels[canary.TRACK_LABEL] == "canary"
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "agent:2"
     assert container["envFrom"] == [{"configMapRef": {"name": canary.canary_config_name(new)}}]
