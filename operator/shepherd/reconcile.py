@@ -115,6 +115,8 @@ class Reconciler:
     _digests: dict[str, SecretDigests] = field(default_factory=dict)
     #: Now, for the canary steps' pauses (a test may move it).
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    #: A canary step advances only once the budget watcher passed it (``shepherd.rollout.plan``).
+    analysis_gated: bool = False
     #: A reconcile due when a canary step's pause ends, per uid.
     _requeues: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
 
@@ -207,14 +209,17 @@ class Reconciler:
         block = verdict.blocks(resource)
         first = first_time and not current_status.get("observedGeneration")
         live, absent = ({}, set()) if first else await self._children(resource.namespace, resource.name)
+        fresh_status = self._freshest(body).get("status") or {}
         plan = rollout.plan(
             resource,
             workload.release_digest(workload.deployment(resource, digests)) or "",
             live.get(("Deployment", resource.name)),
             live.get(("Deployment", canary.canary_name(resource))),
-            (self._freshest(body).get("status") or {}).get("rollout"),
+            fresh_status.get("rollout"),
             self.clock(),
             block,
+            fresh_status.get("canaryAnalysis"),
+            self.analysis_gated,
         )
         children = render_all(resource, self.content(resource), self.labels, digests, plan)
         workload_keys = {(o["kind"], o["metadata"]["name"]) for o in children.workload}
@@ -261,6 +266,8 @@ class Reconciler:
         stable_labels = {f"{kind}/{name}" for kind, name in stable_keys}
         frozen = [k for k in result.held if not (plan.hold_stable and k in stable_labels)]
         held = ("FrozenByErrorBudget", block) if frozen and block else None
+        if (plan.status or {}).get("phase") == api.RolloutPhase.aborted:
+            held = ("CanaryAborted", plan.status["reason"])  # a Warning Event, the change pending
         on_canary = plan.canary_replicas is not None and not held
         outcome = status.Outcome(
             generation,

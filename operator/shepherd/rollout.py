@@ -16,6 +16,12 @@ release (a rolling update) and the canary goes away. Where the rollout is, is ke
 
 A freeze that blocks the change keeps a canary from starting (``Held``); one already under way
 stays at its step until the freeze lifts.
+
+The budget watcher compares the canary's SLIs with the stable release's
+(``shepherd.budget.canary``) and records a failure in ``status.canaryAnalysis``; the canary is then
+``Aborted``: no Pod, the stable release on every Pod, the change pending until the spec changes
+again (a new release) or ``shepherd.dev/rollout-retry`` takes a new value (the same release, from
+its first step).
 """
 
 from __future__ import annotations
@@ -28,6 +34,29 @@ from typing import Any
 from shepherd.api import AgentDeployment, RolloutPhase, RolloutStrategy, duration_seconds
 from shepherd.budget.policy import parse_time, rfc3339
 from shepherd.render.workload import release_digest, release_of
+
+#: Any new value restarts an aborted canary of the same spec at its first step.
+RETRY_ANNOTATION = "shepherd.dev/rollout-retry"
+
+
+def _failure(verdict: dict[str, Any] | None, release: int, started: dt.datetime) -> str | None:
+    """The budget watcher's failure of this canary (not of an earlier try of it), or None."""
+    verdict = verdict or {}
+    at = parse_time(verdict.get("at"))
+    if verdict.get("verdict") != "Failed" or verdict.get("release") != release or at is None or at < started:
+        return None
+    return f"Canary release {release} aborted: {verdict.get('reason', '')}".strip()
+
+
+def _passed(verdict: dict[str, Any] | None, release: int, step: int, since: dt.datetime) -> bool:
+    """Whether the budget watcher passed this step of this canary (during it)."""
+    verdict = verdict or {}
+    at = parse_time(verdict.get("at"))
+    return (
+        (verdict.get("verdict"), verdict.get("release"), verdict.get("step")) == ("Passed", release, step)
+        and at is not None
+        and at >= since
+    )
 
 
 @dataclass(frozen=True)
@@ -94,10 +123,14 @@ def plan(
     current: dict[str, Any] | None,
     now: dt.datetime,
     blocked: str | None = None,
+    verdict: dict[str, Any] | None = None,
+    gated: bool = False,
 ) -> Plan:
     """The plan for ``resource`` whose rendered Pod template has ``digest``, given the live stable
-    and canary Deployments (None when absent), ``current`` status.rollout, and ``blocked`` (why a
-    freeze holds workload changes, or None)."""
+    and canary Deployments (None when absent), ``current`` status.rollout, ``blocked`` (why a
+    freeze holds workload changes, or None) and ``verdict`` (status.canaryAnalysis, the budget
+    watcher's); ``gated``: a step advances only once the watcher passed it (it runs), not on its
+    pause alone."""
     generation = resource.generation
     stable_release = release_of(stable)
     if stable_release is None or release_digest(stable) == digest:
@@ -117,17 +150,43 @@ def plan(
             "summary": RolloutPhase.held.value,
         }
         return Plan(release=release, status=status)
+    retry = resource.annotations.get(RETRY_ANNOTATION)
+    same = (
+        running
+        and current.get("release") == release
+        and current.get("phase") in (RolloutPhase.progressing, RolloutPhase.aborted)
+        and current.get("retry") == retry
+    )
+    started = (parse_time(current.get("started")) if same else None) or now
+    base = {"release": release, "stableRelease": stable_release, "started": rfc3339(started)}
+    if retry is not None:
+        base["retry"] = retry
+    failed = _failure(verdict, release, started)
+    if (same and current.get("phase") == RolloutPhase.aborted) or failed:
+        reason = failed or current.get("reason") or "The canary's analysis failed."
+        status = {**base, "phase": RolloutPhase.aborted.value, "weight": 0, "reason": reason}
+        status["step"] = int(current.get("step") or 0) if same else 0  # the step it was aborted at
+        status["summary"] = RolloutPhase.aborted.value
+        total = None if resource.spec.autoscaling is not None else resource.spec.replicas
+        return Plan(
+            release=stable_release,
+            stable_replicas=total,
+            hold_stable=True,
+            canary_replicas=0,
+            canary_release=release,
+            status=status,
+        )
     steps = resource.spec.rollout.steps
-    same = running and current.get("release") == release and current.get("phase") == RolloutPhase.progressing
     step = int(current.get("step") or 0) if same else 0
     since = (parse_time(current.get("since")) if same else None) or now
     requeue: float | None = None
     if step < len(steps) and not blocked:
         left = since.timestamp() + duration_seconds(steps[step].pause) - now.timestamp()
-        if left <= 0:
+        judged = not gated or _passed(verdict, release, step, since)
+        if left <= 0 and judged:
             step, since = step + 1, now
             left = duration_seconds(steps[step].pause) if step < len(steps) else 0
-        requeue = left or None
+        requeue = left if left > 0 else None  # not passed yet: the watcher's verdict reconciles it
     if step >= len(steps):  # promoted: the stable Deployment takes the release, the canary goes
         return _stable(resource, release, f"Release {release} promoted after {len(steps)} canary steps.")
     weight = steps[step].weight
@@ -139,9 +198,8 @@ def plan(
     if blocked:
         reason += f"; held at this step: {blocked}"
     status = {
+        **base,
         "phase": RolloutPhase.progressing.value,
-        "release": release,
-        "stableRelease": stable_release,
         "step": step,
         "weight": weight,
         "since": rfc3339(since),

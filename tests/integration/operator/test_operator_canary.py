@@ -70,6 +70,7 @@ def test_a_canary_promotes_step_by_step_to_the_stable_release(kube: Cluster, ns:
     assert rollout(kube, ns)["phase"] == "Stable"
     wait_until(lambda: pods_by_release(kube, ns) == {"1": 4}, timeout=60, what="4 Pods of release 1")
 
+    audit = AuditCounter(kube.audit_log)
     kube.kubectl("apply", "-n", ns, "-f", "-", input=manifest(steps, image="agent:2"))
     seen: list[tuple[str, int | None, int]] = []
 
@@ -91,6 +92,9 @@ def test_a_canary_promotes_step_by_step_to_the_stable_release(kube: Cluster, ns:
     assert "pending" not in obj["status"]
     reasons = {e["reason"] for e in kube.get("events", namespace=ns)["items"]}
     assert {"CanaryStep", "CanaryPromoted"} <= reasons
+    # The operator's writes of the whole canary (for BENCHMARKS.md): per step and for the promotion.
+    writes = audit.writes(ns)
+    print(f"\nCANARY-WRITES {len(writes)} writes for 2 steps and the promotion: {sorted(writes)}")
 
 
 def test_mid_canary_restart_continues_and_deletion_leaves_nothing(

@@ -147,3 +147,76 @@ def test_the_canary_deployment_is_the_new_spec_under_its_own_name_selector_and_c
     stable = objs[("Deployment", new.name)]
     assert stable["spec"]["replicas"] == 9
     assert stable["spec"]["template"]["metadata"]["labels"][workload.RELEASE_LABEL] == "2"
+
+
+def test_a_failed_analysis_aborts_the_canary_to_zero_and_it_stays_aborted():
+    new = _resource(generation=4, image="agent:2")
+    stable = _live(_resource(generation=2, image="agent:1"), 2)
+    first = _plan(new, stable)
+    canary_live = render_all(new, MonitoringContent(), plan=first).workload[-1]
+    verdict = {
+        "release": 4,
+        "verdict": "Failed",
+        "sli": "availability",
+        "reason": "5 bad of 20",
+        "at": "2026-01-01T00:00:05Z",
+    }
+    aborted = rollout.plan(
+        new, _digest(new), stable, canary_live, first.status, T0 + dt.timedelta(seconds=6), None, verdict
+    )
+    assert (aborted.canary_replicas, aborted.stable_replicas, aborted.hold_stable) == (0, 10, True)
+    assert aborted.status["phase"] == "Aborted"
+    assert "5 bad of 20" in aborted.status["reason"]
+    later = rollout.plan(
+        new, _digest(new), stable, canary_live, aborted.status, T0 + dt.timedelta(hours=1), None, verdict
+    )
+    assert later.status == aborted.status  # no pause moves it on
+    # A verdict from before this canary began (an earlier try) does not count.
+    old = {**verdict, "at": "2025-12-31T23:59:00Z"}
+    assert (
+        rollout.plan(new, _digest(new), stable, canary_live, first.status, T0, None, old).status["phase"]
+        == "Progressing"
+    )
+
+
+def test_a_retry_annotation_restarts_an_aborted_canary_at_its_first_step():
+    new = _resource(generation=4, image="agent:2")
+    stable = _live(_resource(generation=2, image="agent:1"), 2)
+    first = _plan(new, stable)
+    canary_live = render_all(new, MonitoringContent(), plan=first).workload[-1]
+    aborted = {**first.status, "phase": "Aborted", "reason": "failed"}
+    new.metadata["annotations"] = {rollout.RETRY_ANNOTATION: "1"}
+    later = T0 + dt.timedelta(minutes=10)
+    verdict = {
+        "release": 4,
+        "verdict": "Failed",
+        "sli": "availability",
+        "reason": "x",
+        "at": "2026-01-01T00:00:05Z",
+    }
+    retried = rollout.plan(new, _digest(new), stable, canary_live, aborted, later, None, verdict)
+    assert (retried.status["phase"], retried.status["step"], retried.canary_replicas) == ("Progressing", 0, 1)
+    assert retried.status["retry"] == "1"
+
+
+def test_where_the_watcher_runs_a_step_waits_for_its_analysis_to_pass():
+    new = _resource(generation=4, image="agent:2")
+    stable = _live(_resource(generation=2, image="agent:1"), 2)
+    first = _plan(new, stable)
+    canary_live = render_all(new, MonitoringContent(), plan=first).workload[-1]
+    late = T0 + dt.timedelta(minutes=5)
+    waiting = rollout.plan(new, _digest(new), stable, canary_live, first.status, late, None, None, gated=True)
+    assert waiting.status["step"] == 0  # the pause is long over, but nobody judged the step
+    assert waiting.requeue_after is None  # the watcher's verdict brings the next reconcile
+    verdict = {
+        "release": 4,
+        "verdict": "Passed",
+        "step": 0,
+        "sli": "availability",
+        "reason": "",
+        "at": "2026-01-01T00:00:10Z",
+    }
+    moved = rollout.plan(
+        new, _digest(new), stable, canary_live, first.status, late, None, verdict, gated=True
+    )
+    assert moved.status["step"] == 1
