@@ -186,9 +186,10 @@ def rejection(
     )
     if decision.held is None:
         return None
-    digest = workload.release_digest(workload.deployment(resource)) or ""
-    stable = live.get(("Deployment", agent_name(resource)))
-    plan = rollout.Plan(release=rollout.release_for(generation, digest, stable))
+    # Compared with the running release's label: the release number is no change of its own (a
+    # digest here would miss the Secrets' digests, which this check renders without).
+    running = workload.release_of(live.get(("Deployment", agent_name(resource))))
+    plan = rollout.Plan(release=generation if running is None else running)
     for obj in render_all(resource, placeholder_content(resource), plan=plan).workload:
         desired = apply.stamped(obj)
         current = live.get((obj["kind"], obj["metadata"]["name"]))
