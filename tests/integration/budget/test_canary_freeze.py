@@ -7,15 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from shepherd.budget.gate import FreezeGate
-from shepherd.budget.watcher import BudgetWatcher
 from shepherd.kube import KubeClient
-from shepherd.reconcile import Reconciler
 
 from tests.harness.cluster import Cluster
 from tests.harness.prometheus import PrometheusServer
 
-from .conftest import SeriesTarget, eventually
+from .conftest import SeriesTarget, eventually, gated_reconciler
 from .test_budget_watcher import NAME, body, manifest, patch
 
 CANARY = {"strategy": "canary", "steps": [{"weight": 25, "pause": "1h"}]}
@@ -34,17 +31,7 @@ def _image(kube: Cluster, ns: str, name: str) -> str | None:
 async def test_no_canary_starts_under_a_non_critical_freeze_unless_critical(
     kube: Cluster, ns: str, kube_client: KubeClient, own_prometheus: PrometheusServer, series: SeriesTarget
 ) -> None:
-    gate = FreezeGate()
-    rec = Reconciler(kube_client, verdicts=gate)
-    watcher = BudgetWatcher(
-        kube_client,
-        prometheus_url=own_prometheus.url,
-        interval=0.5,
-        refresh=3600,
-        namespaces=[ns],
-        reconcile=rec.reconcile,
-        ledger=gate.ledger,
-    )
+    rec, watcher = gated_reconciler(kube_client, own_prometheus.url, ns)
 
     async def frozen() -> dict[str, Any] | None:
         await watcher.evaluate()
