@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
-from shepherd.slo.rules import SPEND_BURN, RuleConfig, availability_exprs
+from shepherd.slo.rules import (
+    RELEASE_ERRORS_RECORD,
+    RELEASE_EVENTS_RECORD,
+    SPEND_BURN,
+    RuleConfig,
+    availability_exprs,
+)
 from shepherd.slo.windows import SRE_WORKBOOK_30D, format_duration
 
 from .common import (
@@ -38,6 +44,7 @@ NEEDS = {
     "Spend burn rate": "spec.costBudget",
     "Cost per hour#B": "spec.costBudget.usdPerDay",
     "annotation Freeze": "a frozen AgentDeployment",
+    "Bad-event ratio by release#B": "a latency objective (spec.slo.latency)",
 }
 
 _CONFIG = RuleConfig()
@@ -188,6 +195,32 @@ def run_panels() -> list[list[tuple[object, int, int]]]:
     return [[(outcomes, 12, 8), (reasons, 12, 8)], [(duration, 12, 8), (queue, 12, 8)]]
 
 
+def release_ratio(sli: str) -> str:
+    """One SLI's bad-event ratio per release over the rules' canary window."""
+    where = f'{SEL}, sli="{sli}"'
+    return f"{RELEASE_ERRORS_RECORD}{{{where}}}\n/\n{RELEASE_EVENTS_RECORD}{{{where}}}"
+
+
+def release_panels() -> list[list[tuple[object, int, int]]]:
+    """A canary next to the stable release (spec.rollout.strategy canary): what its analysis sees."""
+    ratio = graph(
+        "Bad-event ratio by release",
+        "Availability and latency bad-event ratio of each release (shepherd.dev/release of its Pods) "
+        "over the rules' canary window: a canary's analysis compares its line with the stable "
+        "release's (spec.rollout.analysis).",
+        query(release_ratio("availability"), "availability, release {{release}}"),
+        query(release_ratio("latency"), "latency, release {{release}}"),
+        unit="percentunit",
+    )
+    runs = graph(
+        "Runs by release",
+        "Runs that ended per second on each release's Pods: the canary's share follows its share of Pods.",
+        query(f"sum by (release) (rate(agent_runs_total{{{SEL}}}{RATE}))", "release {{release}}"),
+        unit="ops",
+    )
+    return [[(ratio, 12, 8), (runs, 12, 8)]]
+
+
 def traffic_panels() -> list[list[tuple[object, int, int]]]:
     rate = graph(
         "Requests by code",
@@ -332,6 +365,7 @@ def board() -> db.Dashboard:
         [
             ("Service level", slo_panels()),
             ("Runs", run_panels()),
+            ("Canary vs stable", release_panels()),
             ("Traffic", traffic_panels()),
             ("LLM calls", llm_panels()),
             ("Tokens, spend and freeze", cost_panels()),

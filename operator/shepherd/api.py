@@ -1025,6 +1025,112 @@ class ErrorBudgetPolicy(_Model):
         return self
 
 
+# --------------------------------------------------------------------------------------------- rollout
+
+
+class RolloutStrategy(StrEnum):
+    rolling = "rolling"
+    canary = "canary"
+
+
+class CanaryStep(_Model):
+    """One step of a canary: `weight` percent of the Pods run the new release for `pause`."""
+
+    weight: int = Field(
+        ge=1,
+        le=100,
+        description=(
+            "Percent of the Pods on the canary release during this step (1-100): the canary gets "
+            "ceil(replicas * weight / 100) Pods, at least 1 (see docs/rollouts.md for the granularity)."
+        ),
+    )
+    pause: str = Field(
+        pattern=DURATION_PATTERN,
+        max_length=6,
+        description="How long the step lasts before the next one (a duration such as 30s, 5m or 1h).",
+    )
+
+
+class CanaryAnalysis(_Model):
+    """When a canary fails: its bad-event ratio of an SLI against the stable release's and the SLO.
+
+    Read by the budget watcher from the per-release SLI counts of the fleet rules (the last
+    ``canaryWindow`` of the rules, 5m by default). An SLI with fewer than ``minEvents`` events of
+    the canary in that window is not judged yet.
+    """
+
+    factor: float = Field(
+        default=2.0,
+        gt=1,
+        le=100,
+        description=(
+            "The canary fails when its bad-event ratio exceeds the stable release's by this factor "
+            "while it burns its error budget faster than the SLO allows (1 < factor <= 100)."
+        ),
+    )
+    burn_threshold: float = Field(
+        default=14.4,
+        gt=1,
+        le=1000,
+        description=(
+            "The canary fails when its burn rate (bad-event ratio over the SLO's allowed ratio) "
+            "exceeds this, whatever the stable release does (1 < threshold <= 1000; 14.4 spends 2% "
+            "of a 30-day budget in an hour)."
+        ),
+    )
+    min_events: int = Field(
+        default=20, ge=1, le=1_000_000, description="Events of the canary before an SLI is judged."
+    )
+
+
+class Rollout(_Model):
+    """How a change of the workload reaches the Pods."""
+
+    strategy: RolloutStrategy = Field(
+        default=RolloutStrategy.rolling,
+        description=(
+            "rolling: every Pod is replaced at once by a rolling update (the default). canary: a second "
+            "Deployment runs the new release on a growing share of the Pods, step by step, and becomes "
+            "the stable release after the last step."
+        ),
+    )
+    steps: list[CanaryStep] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Canary steps with strictly increasing weights (1-10 steps; required by canary).",
+    )
+    analysis: CanaryAnalysis = Field(
+        default_factory=CanaryAnalysis, description="When the budget watcher aborts a canary."
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.strategy) || self.strategy != 'canary' "
+                    "|| (has(self.steps) && size(self.steps) > 0)",
+                    "rollout.steps: a canary needs at least one step",
+                    ".steps",
+                ),
+                _cel(
+                    "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
+                    "self.steps.all(a, self.steps.exists_one(b, b.weight == a.weight)))",
+                    "rollout.steps: weight must be strictly increasing",
+                    ".steps",
+                ),
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> Rollout:
+        if self.strategy == RolloutStrategy.canary and not self.steps:
+            raise ValueError("rollout.steps: a canary needs at least one step")
+        weights = [s.weight for s in self.steps]
+        if any(b <= a for a, b in itertools.pairwise(weights)):
+            raise ValueError("rollout.steps: weight must be strictly increasing")
+        return self
+
+
 # --------------------------------------------------------------------------------------------- observability
 
 
@@ -1342,6 +1448,9 @@ class AgentDeploymentSpec(_Model):
     input_limits: InputLimits = Field(
         default_factory=InputLimits, description="Bounds on request bodies and run input."
     )
+    rollout: Rollout = Field(
+        default_factory=Rollout, description="How a workload change rolls out: rolling or canary."
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -1486,6 +1595,48 @@ class Release(_Model):
     reason: str | None = Field(default=None, description="Why a pending change is held (pending only).")
 
 
+class RolloutPhase(StrEnum):
+    stable = "Stable"
+    progressing = "Progressing"
+    held = "Held"
+    aborted = "Aborted"
+
+
+class RolloutStatus(_Model):
+    """Where a canary rollout is (spec.rollout.strategy canary only)."""
+
+    phase: RolloutPhase = Field(
+        description=(
+            "Stable (one release runs), Progressing (a canary runs), Held (a freeze holds it) or "
+            "Aborted (its analysis failed: the canary has no Pod, the change stays pending)."
+        )
+    )
+    release: int = Field(description="Release of the newest spec (shepherd.dev/release of its Pods).")
+    stable_release: int | None = Field(default=None, description="Release the stable Deployment runs.")
+    step: int | None = Field(default=None, description="Index of the canary step under way.")
+    weight: int = Field(description="Percent of the Pods on the newest release (the step's weight).")
+    since: str | None = Field(default=None, description="When the step began (RFC 3339).")
+    started: str | None = Field(default=None, description="When this canary began (RFC 3339).")
+    retry: str | None = Field(
+        default=None, description="The shepherd.dev/rollout-retry annotation this canary started with."
+    )
+    reason: str = Field(default="", description="What is happening, for a human.", max_length=1024)
+    summary: str = Field(default="", description="Phase and weight, e.g. `Progressing 10%` (ROLLOUT).")
+
+
+class CanaryVerdict(_Model):
+    """The budget watcher's latest verdict on a canary."""
+
+    release: int = Field(description="The canary's release.")
+    verdict: Literal["Failed", "Passed"] = Field(
+        description="Failed (the canary is aborted) or Passed (its step may advance once its pause is over)."
+    )
+    step: int | None = Field(default=None, description="The step a Passed verdict is for.")
+    sli: str = Field(description="The SLI that failed.")
+    reason: str = Field(description="Ratios and events, for a human.", max_length=1024)
+    at: str = Field(description="When (RFC 3339).")
+
+
 class BurnRate(_Model):
     """Error budget burn rate over one window."""
 
@@ -1589,6 +1740,10 @@ class AgentDeploymentStatus(_Model):
     circuits_summary: str | None = Field(default=None, description="e.g. `closed` or `1/3 open` (CIRCUITS).")
     monitoring: list[str] = Field(
         default_factory=list, description="Monitoring kinds skipped because their CRD is absent."
+    )
+    rollout: RolloutStatus | None = Field(default=None, description="Canary rollout state.")
+    canary_analysis: CanaryVerdict | None = Field(
+        default=None, description="The budget watcher's latest verdict on a canary."
     )
 
 

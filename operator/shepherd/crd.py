@@ -170,6 +170,12 @@ PRINTER_COLUMNS = [
         "description": "Rollout freeze level.",
     },
     {
+        "name": "Rollout",
+        "type": "string",
+        "jsonPath": ".status.rollout.summary",
+        "description": "Canary rollout phase and weight (canary strategy only).",
+    },
+    {
         "name": "Circuits",
         "type": "string",
         "jsonPath": ".status.circuitsSummary",

@@ -89,7 +89,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # task for the whole fleet (not a per-resource timer), started here and cancelled at cleanup.
     gate = FreezeGate()
     memo.reconciler = Reconciler(
-        client, verdicts=gate, labels=MONITORING_LABELS, settle_seconds=STATUS_SETTLE_SECONDS
+        client,
+        verdicts=gate,
+        labels=MONITORING_LABELS,
+        settle_seconds=STATUS_SETTLE_SECONDS,
+        # Canary steps wait for the watcher's analysis where it runs (else for their pauses alone).
+        analysis_gated=watcher_enabled(),
     )
     # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics; and its
     # latest body, for the child events (``track``).

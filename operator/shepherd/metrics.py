@@ -1,7 +1,9 @@
 """The operator's own ``/metrics``: reconcile counters and the fleet's ``shepherd_slo_*`` objectives.
 
 ``shepherd_reconcile_total`` / ``shepherd_reconcile_errors_total`` (labels ``namespace``,
-``agentdeployment``) feed the ``ShepherdReconcileErrors`` alert of ``shepherd.slo.rules``; the
+``agentdeployment``) feed the ``ShepherdReconcileErrors`` alert of ``shepherd.slo.rules``;
+``shepherd_canary_aborted{namespace, agentdeployment, release}`` (1 while a canary of that release
+stays aborted, see ``shepherd.rollout``) feeds ``ShepherdCanaryAborted``; the
 objectives come from ``shepherd.slo.objectives.ObjectivesCollector`` over ``ResourceCache``, an
 in-memory copy of every AgentDeployment the operator has seen (no API call at scrape time).
 Scrape the operator with ``honor_labels: true`` so ``namespace`` stays the resource's.
@@ -11,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from shepherd import api
 from shepherd.slo.objectives import ObjectivesCollector
@@ -42,6 +46,7 @@ class ResourceCache:
                 "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
                 # The objectives need the SLO even when it comes from the platform defaults.
                 "spec": api.platform_defaults().fill(body.get("spec") or {}),
+                "status": {"rollout": (body.get("status") or {}).get("rollout")},
             }
 
     def drop(self, uid: str) -> None:
@@ -61,14 +66,36 @@ class ResourceCache:
         return len(self._items)
 
 
+class CanaryCollector(Collector):
+    """``shepherd_canary_aborted`` from the cached ``status.rollout`` of every resource."""
+
+    def __init__(self, items: Callable[[], list[dict[str, Any]]]) -> None:
+        self.items = items
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "shepherd_canary_aborted",
+            "1 while the canary of this release is aborted (status.rollout.phase Aborted)",
+            labels=["namespace", "agentdeployment", "release"],
+        )
+        for item in self.items():
+            rollout = (item.get("status") or {}).get("rollout") or {}
+            if rollout.get("phase") == api.RolloutPhase.aborted:
+                meta = item["metadata"]
+                family.add_metric([meta["namespace"], meta["name"], str(rollout.get("release"))], 1)
+        yield family
+
+
 _registered: set[int] = set()
 
 
 def register_objectives(cache: ResourceCache) -> None:
-    """Serve ``shepherd_slo_*`` for ``cache`` (once per cache and process)."""
+    """Serve ``shepherd_slo_*`` and ``shepherd_canary_aborted`` for ``cache`` (once per cache and
+    process)."""
     if id(cache) in _registered:
         return
     REGISTRY.register(ObjectivesCollector(cache.values))
+    REGISTRY.register(CanaryCollector(cache.values))
     _registered.add(id(cache))
 
 

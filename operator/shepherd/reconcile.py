@@ -18,6 +18,7 @@ which is how Kubernetes readers (``kubectl wait``, kstatus, Argo CD) tell a stat
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,12 +26,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shepherd import api, apply, credentials, status
+from shepherd import api, apply, credentials, rollout, status
 from shepherd.api import AgentDeployment, FreezeLevel
 from shepherd.budget.policy import scaling_only
 from shepherd.kube import KubeClient, KubeError, Outcome
-from shepherd.render import render_all, secret_hash, service_env, workload
-from shepherd.render.common import redis_auth_name
+from shepherd.render import canary, render_all, secret_hash, service_env, workload
+from shepherd.render.common import config_name, redis_auth_name
 from shepherd.render.monitoring import MonitoringContent, MonitoringLabels, dashboard_content
 from shepherd.render.secret_hash import NO_DIGESTS, SecretDigests
 
@@ -112,6 +113,12 @@ class Reconciler:
 
     #: Secrets digests of each owner's last reconcile: a Deployment event is compared with them.
     _digests: dict[str, SecretDigests] = field(default_factory=dict)
+    #: Now, for the canary steps' pauses (a test may move it).
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    #: A canary step advances only once the budget watcher passed it (``shepherd.rollout.plan``).
+    analysis_gated: bool = False
+    #: A reconcile due when a canary step's pause ends, per uid.
+    _requeues: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -128,6 +135,7 @@ class Reconciler:
         self._written.pop(uid, None)
         self._reconciled.pop(uid, None)
         self._stop_waiting(uid)
+        self._cancel_requeue(uid)
 
     def _freshest(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with the status of our last write when that write is newer (a higher
@@ -197,10 +205,29 @@ class Reconciler:
             secrets[redis_auth_name(resource)] = await credentials.ensure(self.client, resource)
         digests = secret_hash.digests(resource, secrets)
         self._digests[resource.uid] = digests
-        children = render_all(resource, self.content(resource), self.labels, digests)
         verdict = self.verdicts(resource)
         block = verdict.blocks(resource)
+        first = first_time and not current_status.get("observedGeneration")
+        live, absent = ({}, set()) if first else await self._children(resource.namespace, resource.name)
+        fresh_status = self._freshest(body).get("status") or {}
+        plan = rollout.plan(
+            resource,
+            workload.release_digest(workload.deployment(resource, digests)) or "",
+            live.get(("Deployment", resource.name)),
+            live.get(("Deployment", canary.canary_name(resource))),
+            fresh_status.get("rollout"),
+            self.clock(),
+            block,
+            fresh_status.get("canaryAnalysis"),
+            self.analysis_gated,
+        )
+        children = render_all(resource, self.content(resource), self.labels, digests, plan)
         workload_keys = {(o["kind"], o["metadata"]["name"]) for o in children.workload}
+        stable_keys = {("Deployment", resource.name), ("ConfigMap", config_name(resource))}
+
+        async def listed(_namespace: str, _name: str) -> tuple[apply.LiveChildren, set[str]]:
+            return live, absent
+
         try:
             result = await apply.sync(
                 self.client,
@@ -208,13 +235,17 @@ class Reconciler:
                 owner_name=resource.name,
                 owner_uid=resource.uid,
                 desired=children.all,
-                first_time=first_time and not current_status.get("observedGeneration"),
-                lister=self._children,
+                first_time=first,
+                lister=listed,
                 # Scaling (a replicas-only difference) is never held; a rollback makes desired == live.
+                # A canary holds the stable release (it still scales to its share).
                 hold=lambda obj, live: (
-                    bool(block)
-                    and (obj["kind"], obj["metadata"]["name"]) in workload_keys
-                    and not scaling_only(obj, live)
+                    (plan.hold_stable and (obj["kind"], obj["metadata"]["name"]) in stable_keys)
+                    or (
+                        bool(block)
+                        and (obj["kind"], obj["metadata"]["name"]) in workload_keys
+                        and not scaling_only(obj, live)
+                    )
                 ),
                 # A Secret rotation is a critical change: it passes FreezeNonCritical.
                 rotate_held=verdict.level == FreezeLevel.non_critical,
@@ -232,16 +263,24 @@ class Reconciler:
         self._reconciled[resource.uid] = generation
         observation = status.observe_deployment(live_deployment)
         wanted_missing = [k for k in result.missing_kinds if k in _MONITORING_KINDS]
-        held = ("FrozenByErrorBudget", block) if result.held and block else None
+        stable_labels = {f"{kind}/{name}" for kind, name in stable_keys}
+        frozen = [k for k in result.held if not (plan.hold_stable and k in stable_labels)]
+        held = ("FrozenByErrorBudget", block) if frozen and block else None
+        if (plan.status or {}).get("phase") == api.RolloutPhase.aborted:
+            held = ("CanaryAborted", plan.status["reason"])  # a Warning Event, the change pending
+        on_canary = plan.canary_replicas is not None and not held
         outcome = status.Outcome(
             generation,
             observation,
             held=held,
             missing_monitoring=wanted_missing,
-            applied_image=None if held else resource.spec.image,
-            pending_image=resource.spec.image if held else None,
+            applied_image=None if held or on_canary else resource.spec.image,
+            pending_image=resource.spec.image if held or on_canary else None,
+            canary=(plan.status or {}).get("reason") if on_canary else None,
+            rollout=plan.status,
         )
         await self._write_status(body, current_status, outcome)
+        self._requeue_after(resource, plan.requeue_after)
         if result.writes:
             log.info(
                 "%s/%s: applied %s, deleted %s",
@@ -309,7 +348,13 @@ class Reconciler:
                 or ready.get("reason") in PROBLEM_REASONS
                 or not apply.contains(
                     deployment,
-                    apply.stamped(workload.deployment(resource, self._digests.get(resource.uid, NO_DIGESTS))),
+                    apply.stamped(
+                        workload.deployment(
+                            resource,
+                            self._digests.get(resource.uid, NO_DIGESTS),
+                            workload.release_of(deployment),
+                        )
+                    ),
                 )
             ):
                 return await self._reconcile(body)
@@ -323,6 +368,7 @@ class Reconciler:
                 status.observe_deployment(deployment),
                 missing_monitoring=missing,
                 applied_image=resource.spec.image,
+                rollout=current.get("rollout"),  # a replica count does not move a rollout
             )
             await self._write_status(body, current, outcome)
             return {"refreshed": True}
@@ -407,6 +453,38 @@ class Reconciler:
         for event in status.events_for(current, new):
             await self.client.create_event(meta["namespace"], _event(body, event))
 
+    # -- canary steps: a reconcile when a pause ends ------------------------------------------------
+
+    def _requeue_after(self, resource: AgentDeployment, seconds: float | None) -> None:
+        """Reconcile ``resource`` again in ``seconds`` (the resync would, later); None: no need."""
+        self._cancel_requeue(resource.uid)
+        if seconds is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._requeues[resource.uid] = loop.call_later(
+            max(seconds, 0.0), self._requeue_later, resource.uid, resource.namespace, resource.name
+        )
+
+    def _cancel_requeue(self, uid: str) -> None:
+        timer = self._requeues.pop(uid, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _requeue_later(self, uid: str, namespace: str, name: str) -> None:
+        self._requeues.pop(uid, None)
+        task = asyncio.create_task(self._requeue(namespace, name), name=f"rollout-{uid}")
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _requeue(self, namespace: str, name: str) -> None:
+        got = await self.client.get(api.API_VERSION, api.PLURAL, namespace, name)
+        if not got.ok or not got.body:
+            return  # deleted meanwhile
+        try:
+            await self.reconcile(got.body)
+        except (KubeError, apply.ApplyError) as exc:  # the next event or resync retries it
+            log.warning("%s/%s: canary step not reconciled: %s", namespace, name, exc)
+
     # -- statuses that wait for a rollout to settle ------------------------------------------------
 
     def _may_settle(self, current: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -416,7 +494,7 @@ class Reconciler:
         progressing = status.condition(new, status.PROGRESSING) or {}
         if progressing.get("status") != "True" or status.events_for(current, new):
             return False
-        if current.get("pending") != new.get("pending"):
+        if current.get("pending") != new.get("pending") or current.get("rollout") != new.get("rollout"):
             return False
         before, after = status.condition(current, status.READY), status.condition(new, status.READY) or {}
         return before is None or (before.get("status"), before.get("reason")) == (

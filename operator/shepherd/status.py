@@ -32,6 +32,7 @@ OWNED_KEYS = (
     "released",
     "pending",
     "monitoring",
+    "rollout",
 )
 
 
@@ -142,8 +143,12 @@ class Outcome:
     missing_monitoring: list[str] = field(default_factory=list)
     #: Image of the spec that was applied (None when nothing was applied this time).
     applied_image: str | None = None
-    #: Image of the spec held back (with ``held``).
+    #: Image of the spec held back (with ``held``) or on the canary (with ``canary``).
     pending_image: str | None = None
+    #: A canary of the spec runs next to the stable release: what it is doing (status.rollout.reason).
+    canary: str | None = None
+    #: ``status.rollout`` (canary strategy; None: absent).
+    rollout: dict[str, Any] | None = None
 
 
 def compute(current: dict[str, Any], outcome: Outcome, timestamp: str | None = None) -> dict[str, Any]:
@@ -196,7 +201,11 @@ def compute(current: dict[str, Any], outcome: Outcome, timestamp: str | None = N
                 READY, ConditionStatus.false, reason, f"{work.ready}/{work.desired} Pods ready."
             )
         updates.append(ready)
-        if rolled_out:
+        if outcome.canary:
+            updates.append(
+                ConditionUpdate(PROGRESSING, ConditionStatus.true, "CanaryProgressing", outcome.canary)
+            )
+        elif rolled_out:
             updates.append(
                 ConditionUpdate(
                     PROGRESSING, ConditionStatus.false, "RolloutComplete", "The latest spec runs."
@@ -240,16 +249,22 @@ def compute(current: dict[str, Any], outcome: Outcome, timestamp: str | None = N
     else:
         new.pop("monitoring", None)
     released = current.get("released") or {}
-    if outcome.applied_image is not None and not outcome.held and not outcome.problem:
+    if outcome.applied_image is not None and not outcome.held and not outcome.canary and not outcome.problem:
         if released.get("generation") != gen or released.get("image") != outcome.applied_image:
             new["released"] = {"generation": gen, "image": outcome.applied_image, "since": timestamp}
         new.pop("pending", None)
-    if outcome.held:
+    waiting = outcome.held[1] if outcome.held else outcome.canary
+    if waiting and not outcome.problem:
         pending = current.get("pending") or {}
         since = pending.get("since") if pending.get("generation") == gen else timestamp
-        new["pending"] = {"generation": gen, "since": since or timestamp, "reason": outcome.held[1]}
+        new["pending"] = {"generation": gen, "since": since or timestamp, "reason": waiting}
         if outcome.pending_image:
             new["pending"]["image"] = outcome.pending_image
+    if not outcome.problem:
+        if outcome.rollout is None:
+            new.pop("rollout", None)
+        else:
+            new["rollout"] = outcome.rollout
     # Validate against the model: a typo here would otherwise be pruned silently by the apiserver.
     AgentDeploymentStatus.model_validate({k: v for k, v in new.items() if k in OWNED_KEYS})
     return new
@@ -320,4 +335,22 @@ def events_for(old: dict[str, Any], new: dict[str, Any]) -> list[EventSpec]:
         if not warning and (before is None or kind == PROGRESSING):
             continue  # good news (first state, rollout progress) is in the conditions already
         events.append(EventSpec("Warning" if warning else "Normal", reason, after.get("message", "")))
-    return events
+    return events + _rollout_events(old.get("rollout") or {}, new.get("rollout") or {})
+
+
+def _rollout_events(old: dict[str, Any], new: dict[str, Any]) -> list[EventSpec]:
+    """A Normal Event per canary step and for the promotion (status.rollout transitions)."""
+    moved = (old.get("phase"), old.get("release"), old.get("step")) != (
+        new.get("phase"),
+        new.get("release"),
+        new.get("step"),
+    )
+    if not new or not moved:
+        return []
+    if new.get("phase") == "Progressing":
+        return [EventSpec("Normal", "CanaryStep", new.get("reason", ""))]
+    if new.get("phase") == "Stable" and old.get("phase") == "Progressing":
+        return [EventSpec("Normal", "CanaryPromoted", new.get("reason", ""))]
+    if new.get("phase") == "Held" and old.get("phase") != "Held":
+        return [EventSpec("Normal", "CanaryHeld", new.get("reason", ""))]
+    return []

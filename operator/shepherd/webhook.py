@@ -36,10 +36,10 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from shepherd import api, apply
+from shepherd import api, apply, rollout
 from shepherd.budget import policy
 from shepherd.kube import KubeClient
-from shepherd.render import render_all
+from shepherd.render import render_all, workload
 from shepherd.render.common import agent_name, config_name
 from shepherd.render.monitoring import placeholder_content
 
@@ -186,7 +186,11 @@ def rejection(
     )
     if decision.held is None:
         return None
-    for obj in render_all(resource, placeholder_content(resource)).workload:
+    # Compared with the running release's label: the release number is no change of its own (a
+    # digest here would miss the Secrets' digests, which this check renders without).
+    running = workload.release_of(live.get(("Deployment", agent_name(resource))))
+    plan = rollout.Plan(release=generation if running is None else running)
+    for obj in render_all(resource, placeholder_content(resource), plan=plan).workload:
         desired = apply.stamped(obj)
         current = live.get((obj["kind"], obj["metadata"]["name"]))
         if current is None or apply.contains(current, desired) or policy.scaling_only(desired, current):

@@ -171,6 +171,8 @@ class PodBridge:
                     "labels": {
                         "namespace": self.namespace,
                         "agentdeployment": pod.labels.get(AGENTDEPLOYMENT_LABEL, ""),
+                        # as the PodMonitor's relabeling keeps it (per-release SLIs)
+                        "release": pod.labels.get("shepherd.dev/release", ""),
                         "pod": pod.name,
                         **self.target_labels,
                     },

@@ -317,11 +317,16 @@ def scaling_only(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
     rollback to the released spec makes ``desired`` equal ``live``, so neither is ever held.
     """
     from shepherd.apply import contains  # local: keeps this module importable without the applier
+    from shepherd.render.workload import RELEASE_DIGEST_ANNOTATION
+
+    # The release digest is a hash of the template, which is compared itself (the admission check
+    # renders it without the Secrets' digests, so its own hash of it would differ).
+    derived = (INPUT_HASH_ANNOTATION, RELEASE_DIGEST_ANNOTATION)
 
     def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in obj.items() if k not in ("status",)}
         meta = dict(out.get("metadata") or {})
-        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != INPUT_HASH_ANNOTATION}
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in derived}
         meta["annotations"] = annotations
         out["metadata"] = meta
         if isinstance(out.get("spec"), dict):

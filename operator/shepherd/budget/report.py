@@ -22,7 +22,7 @@ from shepherd.budget import policy
 from shepherd.budget.snapshot import Snapshot
 from shepherd.status import ConditionUpdate, EventSpec
 
-OWNED_KEYS = ("errorBudget", "spend", "freeze", "circuits", "circuitsSummary", "conditions")
+OWNED_KEYS = ("errorBudget", "spend", "freeze", "circuits", "circuitsSummary", "conditions", "canaryAnalysis")
 OWNED_CONDITIONS = (
     core_status.FROZEN,
     core_status.ERROR_BUDGET_HEALTHY,

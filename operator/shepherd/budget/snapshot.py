@@ -1,6 +1,6 @@
 """The budget state of the whole fleet from a fixed set of queries, parsed into per-resource snapshots.
 
-Six queries per evaluation, whatever the number of AgentDeployments (the recording rules are
+Eight queries per evaluation, whatever the number of AgentDeployments (the recording rules are
 written by ``shepherd.slo.rules``; the names below are that module's contract):
 
 ``remaining``  ``shepherd:slo_error_budget_remaining:ratio`` — the request-weighted budget left over
@@ -11,6 +11,9 @@ written by ``shepherd.slo.rules``; the names below are that module's contract):
                view of each circuit (0 closed, 1 half-open, 2 open).
 ``failures``   ``shepherd:slo_run_failures:ratio`` — per failure reason, the share of the SLO window's
                availability events that were runs failed for that reason.
+``release_events``, ``release_errors``  ``shepherd:release_sli_{events,errors}:increase`` — every
+               SLI's event and bad-event counts per release over the rules' canary window, for
+               the analysis of canaries (``shepherd.budget.canary``).
 ``spend_today``, ``spend_month``  ``sum_over_time`` of ``shepherd:llm_cost_usd:step_increase`` since
                00:00 UTC and since the 1st of the month: the ranges depend on the moment of the
                evaluation (``queries(now)``), the number of queries does not.
@@ -34,6 +37,8 @@ CIRCUIT_METRIC = "agent_circuit_state"
 
 FAILURES_RECORD = "shepherd:slo_run_failures:ratio"
 SPEND_STEP_RECORD = "shepherd:llm_cost_usd:step_increase"
+RELEASE_EVENTS_RECORD = "shepherd:release_sli_events:increase"
+RELEASE_ERRORS_RECORD = "shepherd:release_sli_errors:increase"
 
 
 def queries(now: dt.datetime) -> dict[str, str]:
@@ -50,6 +55,8 @@ def queries(now: dt.datetime) -> dict[str, str]:
         "burn": f"max by (namespace, agentdeployment, window) ({BURN_RATE_RECORD})",
         "circuits": f"max by (namespace, agentdeployment, circuit) ({CIRCUIT_METRIC})",
         "failures": f"max by (namespace, agentdeployment, reason) ({FAILURES_RECORD})",
+        "release_events": RELEASE_EVENTS_RECORD,
+        "release_errors": RELEASE_ERRORS_RECORD,
         "spend_today": spend_since(midnight),
         "spend_month": spend_since(midnight.replace(day=1)),
     }
@@ -76,6 +83,8 @@ class Snapshot:
     #: USD spent since 00:00 UTC and since the 1st (None: no spend series).
     spend_today: float | None = None
     spend_month: float | None = None
+    #: Release -> SLI -> (events, bad events) over the rules' canary window.
+    releases: Mapping[str, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def top_failure_reason(self) -> tuple[str, float] | None:
@@ -140,8 +149,9 @@ def parse(answers: Mapping[str, list[Sample]]) -> dict[Key, Snapshot]:
         if key is not None and reason and sample.finite and sample.value > 0:
             failures.setdefault(key, {})[reason] = sample.value
     spend = {name: _per_key(answers.get(name, [])) for name in ("spend_today", "spend_month")}
+    releases = _releases(answers)
     out: dict[Key, Snapshot] = {}
-    keys = remaining.keys() | burns.keys() | circuits.keys() | failures.keys()
+    keys = remaining.keys() | burns.keys() | circuits.keys() | failures.keys() | releases.keys()
     for key in keys | spend["spend_today"].keys() | spend["spend_month"].keys():
         ratio = remaining.get(key)
         out[key] = Snapshot(
@@ -151,8 +161,24 @@ def parse(answers: Mapping[str, list[Sample]]) -> dict[Key, Snapshot]:
             failure_reasons=dict(sorted(failures.get(key, {}).items())),
             spend_today=spend["spend_today"].get(key),
             spend_month=spend["spend_month"].get(key),
+            releases=releases.get(key, {}),
         )
     return out
+
+
+def _releases(answers: Mapping[str, list[Sample]]) -> dict[Key, dict[str, dict[str, tuple[float, float]]]]:
+    counts: dict[Key, dict[str, dict[str, list[float]]]] = {}
+    for index, name in enumerate(("release_events", "release_errors")):
+        for sample in answers.get(name, []):
+            key, release, sli = _key(sample), sample.labels.get("release"), sample.labels.get("sli")
+            if key is None or not release or not sli or not sample.finite:
+                continue
+            pair = counts.setdefault(key, {}).setdefault(release, {}).setdefault(sli, [0.0, 0.0])
+            pair[index] = sample.value
+    return {
+        key: {rel: {sli: (p[0], p[1]) for sli, p in slis.items()} for rel, slis in per.items()}
+        for key, per in counts.items()
+    }
 
 
 def _per_key(samples: list[Sample]) -> dict[Key, float]:

@@ -4,14 +4,16 @@ Every ``interval`` seconds (``SHEPHERD_BUDGET_INTERVAL``, default 30) it
 
 1. lists every AgentDeployment (one LIST, or one per watched namespace);
 2. asks each Prometheus in use (the operator default ``SHEPHERD_PROMETHEUS_URL``, or a resource's
-   ``spec.monitoring.prometheusUrl``) the fixed query set of ``shepherd.budget.snapshot`` — six
+   ``spec.monitoring.prometheusUrl``) the fixed query set of ``shepherd.budget.snapshot`` — eight
    queries per Prometheus, whatever the number of resources;
 3. runs the policy and composes the budget-owned status of each resource (``report``) and writes it
    only when something changed, with the resource's ``resourceVersion`` as a precondition so a
    concurrent write of the reconcile is never overwritten with stale conditions (on conflict the
    resource is re-read and recomputed);
 4. posts the Events of the transitions, and when a freeze is lowered and a change is pending,
-   runs the reconcile of that resource at once, so the held change rolls out by itself.
+   runs the reconcile of that resource at once, so the held change rolls out by itself; and when
+   a canary's analysis fails (``shepherd.budget.canary``, written to ``status.canaryAnalysis``),
+   runs it too, so the canary is aborted at once.
 
 Prometheus unreachable, a refused query, or no series at all: every resource of that Prometheus gets
 ``PrometheusReachable=False`` with the reason, and nothing else moves — a freeze stays. Any other
@@ -41,7 +43,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from shepherd import api
-from shepherd.budget import policy, report
+from shepherd.budget import canary, policy, report
 from shepherd.budget.gate import OverrideLedger
 from shepherd.budget.prometheus import PrometheusClient, PrometheusEmptyError, PrometheusError, Sample
 from shepherd.budget.snapshot import Key, Snapshot, parse, queries
@@ -283,6 +285,8 @@ class BudgetWatcher:
                 overrides=self.ledger.get(resource.uid),
                 now=now,
             )
+            verdict = _canary_verdict(resource, current, snapshot if reading.reachability.ok else None, now)
+            update.status["canaryAnalysis"] = verdict or current.get("canaryAnalysis")
             self._set_level(resource.namespace, resource.name, update.status["freeze"]["level"])
             if not report.needs_write(current, update.status, now, self.refresh):
                 return
@@ -310,7 +314,13 @@ class BudgetWatcher:
             for event in update.events:
                 await self._post(got.body or body, event)
                 result.events += 1
-            if update.lifted and (got.body or {}).get("status", {}).get("pending") and self.reconcile:
+            if verdict and self.reconcile:  # the reconcile aborts or moves on now, not at its next event
+                result.retriggered.append(f"{resource.namespace}/{resource.name}")
+                try:
+                    await self.reconcile(got.body)
+                except Exception:  # the kopf handlers and the resync timer retry anyway
+                    log.exception("reconcile after a canary analysis failed for %s", resource.name)
+            elif update.lifted and (got.body or {}).get("status", {}).get("pending") and self.reconcile:
                 result.retriggered.append(f"{resource.namespace}/{resource.name}")
                 try:
                     await self.reconcile(got.body)
@@ -332,6 +342,27 @@ class BudgetWatcher:
         res = await self.client.create_event(body["metadata"]["namespace"], _event(body, event))
         if not res.ok:
             log.warning("event %s not posted: %s", event.reason, res.message)
+
+
+def _canary_verdict(
+    resource: api.AgentDeployment, current: dict[str, Any], snapshot: Snapshot | None, now: dt.datetime
+) -> dict[str, Any] | None:
+    """A new ``status.canaryAnalysis`` for the canary under way (a failure, or the first pass of
+    its step), or None when there is nothing new to say."""
+    rollout, spec = current.get("rollout"), resource.spec
+    releases = snapshot.releases if snapshot is not None else {}
+    failed = canary.judge(rollout, spec.rollout.analysis, spec.slo, releases, now)
+    if failed:
+        return failed
+    passed = canary.passed(rollout, spec.rollout.analysis, spec.slo, releases, now)
+    last = current.get("canaryAnalysis") or {}
+    if passed and (last.get("verdict"), last.get("release"), last.get("step")) == (
+        "Passed",
+        passed["release"],
+        passed["step"],
+    ):
+        return None  # already said: one write per step
+    return passed
 
 
 def _key_of(body: dict[str, Any]) -> tuple[str, str]:

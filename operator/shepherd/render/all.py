@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shepherd.api import AgentDeployment
-from shepherd.render import autoscaling, monitoring, redis, workload
+from shepherd.render import autoscaling, canary, monitoring, redis, workload
 from shepherd.render.secret_hash import NO_DIGESTS, SecretDigests
+
+if TYPE_CHECKING:
+    from shepherd.rollout import Plan
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,19 @@ def render_all(
     content: monitoring.MonitoringContent,
     labels: monitoring.MonitoringLabels = monitoring.NO_LABELS,
     secrets: SecretDigests = NO_DIGESTS,
+    plan: Plan | None = None,
 ) -> ChildSet:
     """Every desired child of ``resource`` (pure); ``labels``: extra labels for monitoring children;
-    ``secrets``: digests of the Secret keys the Pods read (``shepherd.render.secret_hash``)."""
-    work = workload.render(resource, secrets)
+    ``secrets``: digests of the Secret keys the Pods read (``shepherd.render.secret_hash``);
+    ``plan``: the releases to run (``shepherd.rollout``; default: the spec's, on one Deployment)."""
+    if plan is None:
+        work = workload.render(resource, secrets)
+    else:
+        work = workload.render(resource, secrets, plan.release, plan.stable_replicas)
     rollout = [o for o in work if o["kind"] in ("Deployment", "ConfigMap")]
+    if plan is not None and plan.canary_replicas is not None and plan.canary_release is not None:
+        config, deployment = rollout
+        rollout += canary.render(resource, config, deployment, plan.canary_release, plan.canary_replicas)
     rest = [o for o in work if o["kind"] not in ("Deployment", "ConfigMap")]
     rest += redis.render(resource, secrets)
     rest += autoscaling.render(resource)

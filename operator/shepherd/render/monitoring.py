@@ -32,6 +32,8 @@ from shepherd.render.common import OWNER_LABEL, agent_name, dashboard_name, merg
 MONITORING_COMPONENT = "monitoring"
 #: Label Prometheus adds to every scraped series of this resource (the metrics contract).
 AGENTDEPLOYMENT_LABEL = "agentdeployment"
+#: The Prometheus label of a Pod's shepherd.dev/release.
+RELEASE_LABEL = "release"
 DASHBOARD_LABEL = "grafana_dashboard"
 
 
@@ -126,7 +128,12 @@ def pod_monitor(resource: AgentDeployment, labels: MonitoringLabels = NO_LABELS)
             "action": "replace",
             "sourceLabels": ["__meta_kubernetes_pod_label_shepherd_dev_agentdeployment"],
             "targetLabel": AGENTDEPLOYMENT_LABEL,
-        }
+        },
+        {  # the per-release SLIs of a canary's analysis (shepherd.rollout)
+            "action": "replace",
+            "sourceLabels": ["__meta_kubernetes_pod_label_shepherd_dev_release"],
+            "targetLabel": RELEASE_LABEL,
+        },
     ]
     return {
         "apiVersion": "monitoring.coreos.com/v1",

@@ -22,6 +22,11 @@ from shepherd.render.secret_hash import NO_DIGESTS, SecretDigests, annotate
 
 #: Pod template annotation: a hash of the ConfigMap data, so a settings change rolls the Pods.
 CONFIG_HASH_ANNOTATION = "shepherd.dev/config-hash"
+#: Pod label: the release (a generation of the resource) the Pod runs; kept by the PodMonitor.
+RELEASE_LABEL = "shepherd.dev/release"
+#: Deployment annotation: a hash of the Pod template without its release label. Equal digests are
+#: the same release, so a replicas-only change keeps the release (and its Pods).
+RELEASE_DIGEST_ANNOTATION = "shepherd.dev/release-digest"
 AGENT_CONTAINER = "agent"
 COLLECTOR_CONTAINER = "otel-collector"
 REDIS_CA_VOLUME = "redis-ca"
@@ -174,9 +179,16 @@ def _volumes(resource: AgentDeployment) -> list[dict[str, Any]]:
     return volumes
 
 
-def deployment(resource: AgentDeployment, secrets: SecretDigests = NO_DIGESTS) -> dict[str, Any]:
+def deployment(
+    resource: AgentDeployment,
+    secrets: SecretDigests = NO_DIGESTS,
+    release: int | None = None,
+    replicas: int | None = None,
+) -> dict[str, Any]:
     """The agent Deployment. ``replicas`` is left out when an autoscaler owns it; ``secrets``: the
-    digest of the Secret keys its Pods read (a rotation rolls them)."""
+    digest of the Secret keys its Pods read (a rotation rolls them); ``release``: its Pods'
+    release label (default: the resource's generation); ``replicas``: instead of ``spec.replicas``
+    (a canary's share is taken from them)."""
     spec = resource.spec
     init_containers = []
     if spec.tracing.collector.enabled:
@@ -205,14 +217,36 @@ def deployment(resource: AgentDeployment, secrets: SecretDigests = NO_DIGESTS) -
             "spec": pod_spec,
         },
     }
+    digest = _digest(deployment_spec["template"])
+    deployment_spec["template"]["metadata"]["labels"][RELEASE_LABEL] = str(
+        resource.generation if release is None else release
+    )
     if spec.autoscaling is None:
-        deployment_spec = {"replicas": spec.replicas, **deployment_spec}
+        deployment_spec = {"replicas": spec.replicas if replicas is None else replicas, **deployment_spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(resource, agent_name(resource), AGENT_COMPONENT),
+        "metadata": metadata(
+            resource, agent_name(resource), AGENT_COMPONENT, annotations={RELEASE_DIGEST_ANNOTATION: digest}
+        ),
         "spec": deployment_spec,
     }
+
+
+def _digest(template: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def release_digest(obj: dict[str, Any] | None) -> str | None:
+    """The release digest of a rendered or live agent Deployment (None when it has none)."""
+    return ((obj or {}).get("metadata") or {}).get("annotations", {}).get(RELEASE_DIGEST_ANNOTATION)
+
+
+def release_of(obj: dict[str, Any] | None) -> int | None:
+    """The release label of a rendered or live agent Deployment's Pods (None when absent)."""
+    template = ((obj or {}).get("spec") or {}).get("template") or {}
+    value = ((template.get("metadata") or {}).get("labels") or {}).get(RELEASE_LABEL)
+    return int(value) if value and value.isdigit() else None
 
 
 def service(resource: AgentDeployment) -> dict[str, Any]:
@@ -273,12 +307,18 @@ def network_policy(resource: AgentDeployment) -> dict[str, Any] | None:
     }
 
 
-def render(resource: AgentDeployment, secrets: SecretDigests = NO_DIGESTS) -> list[dict[str, Any]]:
-    """Every workload child, in apply order (config and identity before the Deployment)."""
+def render(
+    resource: AgentDeployment,
+    secrets: SecretDigests = NO_DIGESTS,
+    release: int | None = None,
+    replicas: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every workload child, in apply order (config and identity before the Deployment);
+    ``release`` and ``replicas``: of the (stable) agent Deployment, see ``deployment``."""
     objs = [
         service_account(resource),
         configmap(resource),
-        deployment(resource, secrets),
+        deployment(resource, secrets, release, replicas),
         service(resource),
         pod_disruption_budget(resource),
         network_policy(resource),

@@ -196,6 +196,7 @@ OPERATOR_DOWN_ALERT = "ShepherdOperatorDown"
 RECONCILE_ERRORS_ALERT = "ShepherdReconcileErrors"
 PROMETHEUS_UNREACHABLE_ALERT = "ShepherdPrometheusUnreachable"
 REDIS_MEMORY_ALERT = "ShepherdRedisMemoryHigh"
+CANARY_ABORTED_ALERT = "ShepherdCanaryAborted"
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,10 @@ class RuleConfig:
     reconcile_window: timedelta = timedelta(minutes=10)
     reconcile_errors_for: timedelta = timedelta(minutes=15)
     prometheus_unreachable_for: timedelta = timedelta(minutes=5)
+    #: Window of the per-release SLI counts a canary's analysis reads (``shepherd-release-sli``).
+    canary_window: timedelta = timedelta(minutes=5)
+    #: ``ShepherdCanaryAborted`` fires after a canary has been aborted this long.
+    canary_aborted_for: timedelta = timedelta(0)
     #: ShepherdRedisMemoryHigh: the managed Redis' used memory over its maxmemory (noeviction).
     redis_memory_ratio_threshold: float = 0.80
     redis_memory_for: timedelta = timedelta(minutes=10)
@@ -317,12 +322,15 @@ def run_failures_record(window: timedelta) -> str:
     return f"shepherd:run_failures:rate{format_duration(window)}"
 
 
-def availability_exprs(window: str, *, matchers: str = "", http_selector: str = "") -> tuple[str, str]:
+def availability_exprs(
+    window: str, *, matchers: str = "", http_selector: str = "", by: str = _BY, func: str = "rate"
+) -> tuple[str, str]:
     """Availability events and bad events per second over ``window`` (a PromQL duration, or a
     Grafana variable such as ``$__rate_interval``), summed by (namespace, agentdeployment). A
     resource without bad series has no bad-events result: callers add ``or 0 * <events>``.
 
-    ``matchers`` go on every series (a board's variables), ``http_selector`` on the HTTP ones only.
+    ``matchers`` go on every series (a board's variables), ``http_selector`` on the HTTP ones only;
+    ``by``: the grouping, ``func``: ``rate`` or ``increase`` (counts, for the per-release rules).
     Which series are events: see the module docstring.
     """
 
@@ -345,18 +353,18 @@ def availability_exprs(window: str, *, matchers: str = "", http_selector: str = 
     def total(selectors: list[str]) -> str:
         # The selectors pick disjoint series (rate() drops the metric name, the labels differ):
         # ``or`` is their union, summed once.
-        union = "\n  or\n  ".join(f"rate({selector}[{window}])" for selector in selectors)
-        return f"sum by ({_BY}) (\n  {union}\n)"
+        union = "\n  or\n  ".join(f"{func}({selector}[{window}])" for selector in selectors)
+        return f"sum by ({by}) (\n  {union}\n)"
 
     return total(events), total(bad)
 
 
-def _threshold(sli: SLI, window: timedelta) -> tuple[str, str]:
+def _threshold(sli: SLI, window: timedelta, by: str = _BY, func: str = "rate") -> tuple[str, str]:
     w = format_duration(window)
-    events = f"sum by ({_BY}) (rate({sli.events_metric}[{w}]))"
+    events = f"sum by ({by}) ({func}({sli.events_metric}[{w}]))"
     good = (
-        f"sum by ({_BY}) (\n"
-        f"  rate({sli.bucket_metric}[{w}])\n"
+        f"sum by ({by}) (\n"
+        f"  {func}({sli.bucket_metric}[{w}])\n"
         f"  and on ({_BY}, le)\n"
         f'  shepherd_slo_latency_threshold_bucket{{sli="{sli.name}"}}\n'
         f")"
@@ -380,6 +388,30 @@ def _run_failures_rule(window: timedelta) -> dict[str, Any]:
     w = format_duration(window)
     expr = f'sum by ({_BY}, reason) (rate(agent_runs_total{{outcome=~"{RUN_ERRORS}"}}[{w}]))'
     return _record(run_failures_record(window), expr)
+
+
+#: Per-release SLI counts (the ``release`` label: the Pod's shepherd.dev/release, kept by the PodMonitor).
+RELEASE_EVENTS_RECORD = "shepherd:release_sli_events:increase"  # (shepherd.budget.snapshot reads them)
+RELEASE_ERRORS_RECORD = "shepherd:release_sli_errors:increase"
+_BY_RELEASE = f"{_BY}, release"
+
+
+def release_group(config: RuleConfig) -> dict[str, Any]:
+    """Events and bad events of every SLI per release over ``canary_window`` (counts): what a
+    canary's analysis compares with its stable release. Two rules per SLI for the whole fleet."""
+    w = config.canary_window
+    rules: list[dict[str, Any]] = []
+    for sli in SLIS:
+        if sli is AVAILABILITY:
+            events, bad = availability_exprs(
+                format_duration(w), http_selector=config.http_selector, by=_BY_RELEASE, func="increase"
+            )
+            bad = f'{bad}\nor\n0 * sum by ({_BY_RELEASE}) ({RELEASE_EVENTS_RECORD}{{sli="{sli.name}"}})'
+        else:
+            events, bad = _threshold(sli, w, by=_BY_RELEASE, func="increase")
+        labels = {"sli": sli.name}
+        rules += [_record(RELEASE_EVENTS_RECORD, events, labels), _record(RELEASE_ERRORS_RECORD, bad, labels)]
+    return _group("shepherd-release-sli", rules, config.evaluation_interval)
 
 
 def sli_group(windows: Iterable[SLOWindows], config: RuleConfig) -> dict[str, Any]:
@@ -764,7 +796,7 @@ def spend_groups(config: RuleConfig) -> list[dict[str, Any]]:
 def window_independent_groups(config: RuleConfig) -> list[dict[str, Any]]:
     """Circuits, fallbacks, the managed Redis and spend: the same whatever SLO windows the fleet
     uses, so written once for the fleet."""
-    return [llm_group(config), redis_group(config), *spend_groups(config)]
+    return [llm_group(config), redis_group(config), *spend_groups(config), release_group(config)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -805,7 +837,9 @@ def operator_rule_groups(config: RuleConfig | None = None) -> list[dict[str, Any
     - ``shepherd_reconcile_errors_total{namespace, agentdeployment}`` counter: reconciliations that
       ended in an error (temporary or permanent);
     - ``shepherd_prometheus_up`` gauge: 1 when the budget watcher's last query set succeeded,
-      0 when Prometheus was unreachable or returned an error.
+      0 when Prometheus was unreachable or returned an error;
+    - ``shepherd_canary_aborted{namespace, agentdeployment, release}`` gauge: 1 while the canary
+      of that release stays aborted by its analysis.
     """
     config = config or RuleConfig()
     op = config.operator_selector
@@ -855,6 +889,20 @@ def operator_rule_groups(config: RuleConfig | None = None) -> list[dict[str, Any
                 f"The budget watcher of the Shepherd operator in namespace {{{{ $labels.namespace }}}} "
                 f"has failed to query Prometheus for {unreachable_for}: error budgets are not "
                 f"evaluated, existing freezes stay and no new freeze can start."
+            ),
+            config=config,
+        ),
+        _alert(
+            CANARY_ABORTED_ALERT,
+            expr=f"max by ({_BY}, release) (shepherd_canary_aborted{{{op}}}) == 1",
+            for_=config.canary_aborted_for,
+            severity="warning",
+            summary="A canary release was aborted by its analysis.",
+            description=(
+                f"The canary of release {{{{ $labels.release }}}} of {_where('')} burned its error "
+                f"budget faster than its analysis allows and runs on no Pod any more; the stable "
+                f"release serves. The change stays pending until the spec changes again or "
+                f"shepherd.dev/rollout-retry is set."
             ),
             config=config,
         ),

@@ -13,7 +13,10 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from shepherd import crd
+from shepherd.budget.gate import FreezeGate
+from shepherd.budget.watcher import BudgetWatcher
 from shepherd.kube import KubeClient
+from shepherd.reconcile import Reconciler
 
 from tests.harness import components
 from tests.harness.cluster import Cluster
@@ -135,3 +138,20 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
         if cond["type"] == kind:
             return cond
     raise AssertionError(f"no {kind} condition in {obj.get('status')}")
+
+
+def gated_reconciler(client: KubeClient, prometheus_url: str, ns: str) -> tuple[Reconciler, BudgetWatcher]:
+    """The real ``Reconciler`` with the ``FreezeGate`` verdicts, and a ``BudgetWatcher`` of ``ns``
+    that reconciles through it (evaluated by the test, ``watcher.evaluate()``)."""
+    gate = FreezeGate()
+    rec = Reconciler(client, verdicts=gate)
+    watcher = BudgetWatcher(
+        client,
+        prometheus_url=prometheus_url,
+        interval=0.5,
+        refresh=3600,
+        namespaces=[ns],
+        reconcile=rec.reconcile,
+        ledger=gate.ledger,
+    )
+    return rec, watcher

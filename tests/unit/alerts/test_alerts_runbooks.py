@@ -74,6 +74,7 @@ def test_runbooks_use_metric_names_that_exist() -> None:
         "agent_tool_calls_total",
         "agent_tool_duration_seconds", "agent_llm_cache_total",
         "shepherd_reconcile_total", "shepherd_reconcile_errors_total", "shepherd_prometheus_up",
+        "shepherd_canary_aborted",
     }  # fmt: skip
     from shepherd.slo.objectives import _METRICS
 

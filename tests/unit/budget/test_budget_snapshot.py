@@ -24,7 +24,9 @@ def answers() -> dict[str, list[prometheus.Sample]]:
 
 def test_query_set_is_fixed_and_uses_the_shared_recording_rules():
     queries = snapshot.queries(dt.datetime(2026, 11, 23, 22, 30, 15, tzinfo=dt.UTC))
-    assert len(queries) == 6
+    assert len(queries) == 8
+    assert queries["release_events"] == "shepherd:release_sli_events:increase"
+    assert queries["release_errors"] == "shepherd:release_sli_errors:increase"
     assert queries["remaining"] == "shepherd:slo_error_budget_remaining:ratio"
     assert "shepherd:slo_burn_rate" in queries["burn"]
     assert "by (namespace, agentdeployment, circuit)" in queries["circuits"]

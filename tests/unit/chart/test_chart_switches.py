@@ -312,6 +312,7 @@ def test_prometheus_rules_are_the_generated_ones(render):
         "ShepherdOperatorDown",
         "ShepherdReconcileErrors",
         "ShepherdPrometheusUnreachable",
+        "ShepherdCanaryAborted",
     }
 
 

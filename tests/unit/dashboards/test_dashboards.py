@@ -53,6 +53,7 @@ PROMQL_WORDS = {
     "sum_over_time",
     "vector", "le", "namespace", "agentdeployment", "sli", "code", "model", "outcome", "kind", "scope",
     "circuit", "step", "action", "role", "window", "slo_window", "reason", "period", "route", "method",
+    "release",
 }  # fmt: skip
 
 

@@ -92,6 +92,7 @@ def test_printer_columns_and_names():
         "Image",
         "Budget Left",
         "Freeze",
+        "Rollout",
         "Circuits",
         "Age",
     ]

@@ -55,12 +55,14 @@ def test_one_rule_set_per_distinct_window_not_per_resource() -> None:
         "shepherd-redis",
         "shepherd-spend",
         "shepherd-spend-steps",
+        "shepherd-release-sli",
     ]
     # 7 windows x 3 SLIs x (events, errors) + failed runs by reason at the budget step; 7 burn
     # rates + 2 budget records + failures by reason + 3 SLIs x 4 burn alerts + no data; 3 step
     # records; fallback record + 3 circuit/fallback alerts; Redis memory; 5 spend rates + 7 spend
-    # burn rates (4 windows of the day, 3 of the month) + 4 spend alerts; the spend step.
-    assert [len(g["rules"]) for g in one] == [42 + 1, 7 + 2 + 1 + 12 + 1, 3, 4, 1, 5 + 7 + 4, 1]
+    # burn rates (4 windows of the day, 3 of the month) + 4 spend alerts; the spend step; 3 SLIs
+    # x (events, errors) per release over the canary window.
+    assert [len(g["rules"]) for g in one] == [42 + 1, 7 + 2 + 1 + 12 + 1, 3, 4, 1, 5 + 7 + 4, 1, 6]
     two = rule_groups(["30d", "7d"])
     assert [g["name"] for g in two] == [
         "shepherd-sli",
@@ -72,6 +74,7 @@ def test_one_rule_set_per_distinct_window_not_per_resource() -> None:
         "shepherd-redis",
         "shepherd-spend",
         "shepherd-spend-steps",
+        "shepherd-release-sli",
     ]
 
 
@@ -195,6 +198,7 @@ def test_all_alert_names() -> None:
     assert rules.all_alert_names() == [
         "ShepherdAllCircuitsOpen",
         "ShepherdAvailabilityBudgetBurn",
+        "ShepherdCanaryAborted",
         "ShepherdCircuitOpen",
         "ShepherdLLMFallbackRateHigh",
         "ShepherdLatencyBudgetBurn",
