@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent_service.graphs.loader import GraphLoadError, import_target
@@ -49,6 +50,14 @@ class ProjectRoutes:
         async with self.app.router.lifespan_context(self.app):  # type: ignore[attr-defined]
             yield
 
+    def _label_with_route(self, scope: Scope) -> None:
+        """A refused request is counted under the project's route it was for (metrics by template)."""
+        for route in getattr(self.app, "routes", ()):
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                return
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is None:
             await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
@@ -59,6 +68,7 @@ class ProjectRoutes:
                 principal = await authenticate(request)
                 await enforce_rate_limit(request, principal)
             except HTTPException as error:
+                self._label_with_route(scope)
                 refusal = JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
                 await refusal(scope, receive, send)
                 return
