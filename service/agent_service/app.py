@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
 from agent_service.api import assistants, crons, health, runs, threads, usage
+from agent_service.extensions.auth import ProjectAuth
 from agent_service.extensions.routes import ProjectRoutes
 from agent_service.gateway import Gateway
 from agent_service.graphs.loader import GraphLoadError, load_graphs
@@ -153,6 +154,8 @@ def load_project(app: FastAPI) -> Runtime:
         runtime = build_runtime(settings, project)
         if project is not None and project.http_app is not None:
             app.state.project_routes.load(project)
+        if project is not None and project.auth is not None:
+            app.state.project_auth.load(project)
     except GraphLoadError as error:
         report_failure(settings, str(error))
         raise
@@ -239,6 +242,7 @@ def create_app(settings: Settings, project: Project | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.project = project
     app.state.project_routes = ProjectRoutes()
+    app.state.project_auth = ProjectAuth()
     app.state.authenticator = Authenticator(settings)
     app.state.rate_limiter = RateLimiter(settings)
     _install_error_mapping(app, settings)

@@ -143,3 +143,71 @@ def test_a_project_that_cannot_start_says_which_key_of_which_file(
     expected = f"{config_file}: {message}"
     assert expected in termination_log.read_text()
     assert expected in process.log_path.read_text()
+
+
+TEAM_AUTH = textwrap.dedent(
+    """
+    from langgraph_sdk import Auth
+
+    auth = Auth()
+    USERS = {
+        "token-alice": {"identity": "alice", "tenant": "acme", "permissions": ["threads:write"]},
+        "token-bob": {"identity": "bob", "tenant": "acme", "permissions": ["threads:write"]},
+        "token-carol": {"identity": "carol", "tenant": "acme", "permissions": []},
+    }
+
+
+    @auth.authenticate
+    async def authenticate(authorization: str | None):
+        user = USERS.get((authorization or "").removeprefix("Bearer "))
+        if user is None:
+            raise Auth.exceptions.HTTPException(status_code=401, detail="unknown token")
+        return user
+
+
+    @auth.on.threads.create
+    async def create_own(ctx, value):
+        if "threads:write" not in ctx.permissions:
+            return False
+        return {"owner": ctx.user.identity}
+
+
+    @auth.on.threads.read
+    @auth.on.threads.search
+    async def only_own(ctx, value):
+        return {"owner": ctx.user.identity}
+    """
+)
+
+
+def test_the_project_auth_handler_authenticates_refuses_and_filters(tmp_path: Path, redis_url: str) -> None:
+    config_file = _project(tmp_path / "project", auth={"path": "./src/team_auth.py:auth"})
+    (tmp_path / "project" / "src" / "team_auth.py").write_text(TEAM_AUTH)
+    service = launch(tmp_path, AGENT_CONFIG=str(config_file), REDIS_URL=redis_url)
+
+    def call(method: str, path: str, user: str | None, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer token-{user}"} if user else {}
+        return httpx.request(method, f"{service.url}{path}", headers=headers, timeout=10, **kwargs)
+
+    try:
+        unknown = call("POST", "/threads/search", None, json={})
+        assert (unknown.status_code, unknown.json()["detail"]) == (401, "unknown token")
+        alices = call("POST", "/threads", "alice", json={"metadata": {"topic": "q3"}}).json()
+        assert alices["metadata"] == {"topic": "q3", "owner": "alice"}  # the handler's filter, written
+        bobs = call("POST", "/threads", "bob", json={}).json()
+        refused = call("POST", "/threads", "carol", json={})
+        assert refused.status_code == 403
+        assert "threads.create refused" in refused.json()["detail"]
+
+        def found(user: str, **search: object) -> list[str]:
+            return [t["thread_id"] for t in call("POST", "/threads/search", user, json=search).json()]
+
+        # Same tenant, yet each sees only their own threads: the handler's filter, on search and read.
+        assert found("bob") == [bobs["thread_id"]]
+        assert found("bob", metadata={"owner": "alice"}) == [bobs["thread_id"]]  # the filter wins
+        assert found("alice") == [alices["thread_id"]]
+        assert call("GET", f"/threads/{alices['thread_id']}", "bob").status_code == 404
+        assert call("GET", f"/threads/{alices['thread_id']}/state", "bob").status_code == 404
+        assert call("GET", f"/threads/{alices['thread_id']}", "alice").status_code == 200
+    finally:
+        service.stop()
