@@ -174,6 +174,7 @@ TEAM_AUTH = textwrap.dedent(
 
     @auth.on.threads.read
     @auth.on.threads.search
+    @auth.on.threads.create_run
     async def only_own(ctx, value):
         return {"owner": ctx.user.identity}
     """
@@ -209,5 +210,8 @@ def test_the_project_auth_handler_authenticates_refuses_and_filters(tmp_path: Pa
         assert call("GET", f"/threads/{alices['thread_id']}", "bob").status_code == 404
         assert call("GET", f"/threads/{alices['thread_id']}/state", "bob").status_code == 404
         assert call("GET", f"/threads/{alices['thread_id']}", "alice").status_code == 200
+        run = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]}}
+        assert call("POST", f"/threads/{alices['thread_id']}/runs/wait", "bob", json=run).status_code == 404
+        assert call("POST", f"/threads/{alices['thread_id']}/runs/wait", "alice", json=run).status_code == 200
     finally:
         service.stop()
