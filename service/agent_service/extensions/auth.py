@@ -7,8 +7,9 @@ string or a dict with ``identity``, optional ``permissions`` and, for Shepherd's
 accounting and isolation, optional ``tenant``; else the identity is the tenant) or raises
 ``Auth.exceptions.HTTPException``. Its ``@auth.on...`` handlers authorise each resource action:
 None or True allow, False refuses (403), a dict is a metadata filter: written into what is created,
-required of what is read, added to searches. Threads are covered (create, read and everything on
-an existing thread, search); other resources follow their handlers as they are wired here.
+required of what is read, added to searches. Wired: threads create, read (everything on an
+existing thread), search and create_run; handlers of other resources (crons, assistants, store)
+are not called yet.
 """
 
 from __future__ import annotations
