@@ -1382,6 +1382,16 @@ class AgentDeploymentSpec(_Model):
         pattern=GRAPH_PATTERN,
         description="LangGraph entrypoint `module:attribute` (AGENT_GRAPH).",
     )
+    config: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=r"^/\S*langgraph[^/]*\.json$",
+        description=(
+            "Absolute path of a LangGraph project's langgraph.json inside the image (AGENT_CONFIG): its "
+            "graphs, env, http.app and auth.path are served. spec.graph, when set to other than its "
+            "default, still overrides its graphs."
+        ),
+    )
     graph_id: str = Field(
         default="agent",
         max_length=63,

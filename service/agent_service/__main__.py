@@ -14,9 +14,11 @@ from fastapi import FastAPI
 
 from agent_service.api.usage import local_usage_listener
 from agent_service.app import create_app, drain
+from agent_service.graphs.project import ProjectError
 from agent_service.observability.logging import configure_logging
 from agent_service.observability.tracing import configure_tracing, instrument_http_clients
 from agent_service.settings import SettingsError, load_settings
+from agent_service.startup import report_failure
 
 # After the runs have drained, open connections (idle keep-alives) get this long to close.
 CONNECTION_CLOSE_SECONDS = 5
@@ -71,7 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     configure_tracing(settings)
     instrument_http_clients()
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ProjectError as error:
+        report_failure(settings, str(error))
+        raise SystemExit(2) from None
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -81,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None,  # keep our JSON handler (uvicorn would install its own text handlers)
         access_log=False,  # RequestContextMiddleware writes the access line, with request id and route
     )
-    DrainingServer(config, app).run()
+    server = DrainingServer(config, app)
+    server.run()
+    if not server.started:  # the lifespan failed (a graph that does not import): uvicorn.run's exit code
+        raise SystemExit(3)
 
 
 if __name__ == "__main__":

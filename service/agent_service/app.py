@@ -16,8 +16,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
 from agent_service.api import admin, assistants, crons, health, runs, threads, usage
+from agent_service.extensions.auth import ProjectAuth
+from agent_service.extensions.routes import ProjectRoutes
 from agent_service.gateway import Gateway
-from agent_service.graphs.loader import load_graphs
+from agent_service.graphs.loader import GraphLoadError, load_graphs
+from agent_service.graphs.project import Project, read_project
 from agent_service.llm import LLMError, shared_llm
 from agent_service.observability.logging import RequestContextMiddleware
 from agent_service.observability.metrics import MetricsMiddleware, metrics_endpoint
@@ -30,6 +33,7 @@ from agent_service.security.headers import ResponseHeadersMiddleware
 from agent_service.security.input_limits import apply_input_limits
 from agent_service.security.ratelimit import RateLimiter, enforce_rate_limit
 from agent_service.settings import Settings
+from agent_service.startup import apply_project_env, report_failure, warn_about
 from agent_service.state import RedisSaver, connection
 from agent_service.state.assistants import Assistants
 from agent_service.state.keys import ServiceKeys
@@ -102,7 +106,7 @@ def default_thread_ttl(settings: Settings) -> dict[str, Any] | None:
     return ttl_policy(settings.thread_ttl_seconds / 60, settings.thread_ttl_strategy)
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, project: Project | None = None) -> Runtime:
     """Clients connect lazily, so this succeeds while Redis is down and the service recovers by itself."""
     timeout, cluster = settings.redis_timeout_seconds, settings.redis_cluster
     client = connection.async_client(settings.redis_url, timeout, cluster=cluster)
@@ -113,7 +117,7 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     keys = ServiceKeys(settings.redis_key_prefix)
     saver = RedisSaver(async_client=client, prefix=keys.checkpoint_prefix)
-    graphs = load_graphs(settings, saver)
+    graphs = load_graphs(settings, saver, project)
     assistants = Assistants(graphs)
     threads = ThreadStore(client, keys, default_ttl=default_thread_ttl(settings))
     runs = RunStore(client, keys)
@@ -146,14 +150,36 @@ async def start_gateway(settings: Settings) -> Gateway | None:
     return gateway
 
 
+def load_project(app: FastAPI) -> Runtime:
+    """The graphs and the project's own app, imported with the project's env applied; a project that
+    does not import is reported (log and termination message) naming the key and the file."""
+    settings, project = app.state.settings, app.state.project
+    try:
+        if project is not None:
+            apply_project_env(project)
+            warn_about(project)
+        runtime = build_runtime(settings, project)
+        if project is not None and project.http_app is not None:
+            app.state.project_routes.load(project)
+        if project is not None and project.auth is not None:
+            app.state.project_auth.load(project)
+    except GraphLoadError as error:
+        report_failure(settings, str(error))
+        raise
+    return runtime
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gateway = await start_gateway(app.state.settings)
-    runtime = build_runtime(app.state.settings)
+    runtime = load_project(app)
     app.state.runtime = runtime
     await runtime.engine.start()
     try:
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if app.state.project_routes.app is not None:
+                await stack.enter_async_context(app.state.project_routes.lifespan())
+            yield
     finally:
         await drain(runtime)
         await runtime.engine.blocking.aclose()
@@ -204,7 +230,11 @@ def _install_docs(app: FastAPI, dependencies: Any) -> None:
     app.add_api_route("/docs", swagger_ui, include_in_schema=False, dependencies=dependencies)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, project: Project | None = None) -> FastAPI:
+    """``project``: the langgraph.json the service serves; read from AGENT_CONFIG when not given
+    (a `ProjectError` names what is wrong with it)."""
+    if project is None and settings.agent_config is not None:
+        project = read_project(settings.agent_config)
     # With auth on, the documentation routes are added behind it (_install_docs), not FastAPI's own.
     docs = {"openapi_url": None, "docs_url": None, "redoc_url": None} if settings.auth_enabled else {}
     app = FastAPI(
@@ -217,6 +247,9 @@ def create_app(settings: Settings) -> FastAPI:
         **docs,
     )
     app.state.settings = settings
+    app.state.project = project
+    app.state.project_routes = ProjectRoutes()
+    app.state.project_auth = ProjectAuth()
     app.state.authenticator = Authenticator(settings)
     app.state.rate_limiter = RateLimiter(settings)
     _install_error_mapping(app, settings)
@@ -233,4 +266,6 @@ def create_app(settings: Settings) -> FastAPI:
         admin_dependencies = [*api_dependencies, Depends(require_admin)]
         app.include_router(usage.router, dependencies=admin_dependencies)
         app.include_router(admin.router, dependencies=admin_dependencies)
+    if project is not None and project.http_app is not None:
+        app.mount("", app.state.project_routes)  # last: the API's routes win on a clash
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -93,6 +94,15 @@ class Settings(BaseSettings):
         description="LangGraph entrypoint `module:attr`: a compiled graph, a StateGraph or a factory.",
     )
     agent_graph_id: str = Field(default="agent", description="Graph id and default assistant id.")
+    agent_config: Path | None = Field(
+        default=None,
+        description="A LangGraph project's langgraph.json: its graphs, env, http.app and auth.path "
+        "(an alternative to AGENT_GRAPH, which overrides its graphs when set too).",
+    )
+    termination_message_path: Path | None = Field(
+        default=None,
+        description="Where a start-up error is written for the kubelet (the terminationMessagePath).",
+    )
 
     # --- state (Redis) ----------------------------------------------------------------------
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Threads, runs, limits, budgets.")

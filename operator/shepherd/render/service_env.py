@@ -11,8 +11,10 @@ import json
 from typing import Any
 
 from shepherd.api import (
+    DEFAULT_GRAPH,
     MAX_FALLBACKS,
     AgentDeployment,
+    AgentDeploymentSpec,
     ContextOverflow,
     ModelEndpoint,
     SecretKeyRef,
@@ -41,6 +43,10 @@ def _var(name: str, field: str) -> str:
 
 AGENT_GRAPH = _var("AGENT_GRAPH", "spec.graph")
 AGENT_GRAPH_ID = _var("AGENT_GRAPH_ID", "spec.graphId")
+AGENT_CONFIG = _var("AGENT_CONFIG", "spec.config")
+#: Where the service writes why it could not start; the kubelet's default terminationMessagePath.
+TERMINATION_MESSAGE_PATH = _var("TERMINATION_MESSAGE_PATH", "the container's terminationMessagePath")
+CONTAINER_TERMINATION_LOG = "/dev/termination-log"
 REDIS_URL = _var("REDIS_URL", "spec.redis (external.url or external.urlSecretRef)")
 #: One prefix per AgentDeployment, so deployments sharing a Redis never share keys.
 REDIS_KEY_PREFIX = _var("REDIS_KEY_PREFIX", "metadata.namespace and metadata.name (one prefix each)")
@@ -151,12 +157,21 @@ def managed_redis_url(resource: AgentDeployment) -> str:
     return f"rediss://{credentials}@{managed_redis_address(resource)}/0?ssl_ca_certs={ca}"
 
 
+def _graph_source(spec: AgentDeploymentSpec) -> dict[str, str]:
+    """AGENT_GRAPH, AGENT_CONFIG or both: with a langgraph.json, spec.graph is rendered only when
+    set to other than its default, and then overrides the file's graphs."""
+    source = {AGENT_CONFIG: spec.config} if spec.config else {}
+    if not spec.config or spec.graph != DEFAULT_GRAPH:
+        source[AGENT_GRAPH] = spec.graph
+    return source
+
+
 def config_data(resource: AgentDeployment) -> dict[str, str]:
     """Non-secret settings, as the ConfigMap's data (sorted keys, string values)."""
     spec = resource.spec
     data: dict[str, str] = {
-        AGENT_GRAPH: spec.graph,
         AGENT_GRAPH_ID: spec.graph_id,
+        TERMINATION_MESSAGE_PATH: CONTAINER_TERMINATION_LOG,
         DRAIN_GRACE_SECONDS: str(max(spec.termination_grace_period_seconds - DRAIN_RESERVE_SECONDS, 0)),
         LLM_CHAIN: json.dumps([_chain_entry(entry) for entry in spec.model.chain()], sort_keys=True),
         LLM_CONTEXT_OVERFLOW: "refuse" if spec.model.context_overflow == ContextOverflow.refuse else "trim",
@@ -177,6 +192,7 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         WEBHOOK_TIMEOUT_SECONDS: _num(spec.webhooks.timeout_seconds),
         WEBHOOK_MAX_ATTEMPTS: str(spec.webhooks.max_attempts),
         REDIS_KEY_PREFIX: key_prefix(resource),
+        **_graph_source(spec),
         MAX_REQUEST_BODY_BYTES: str(spec.input_limits.max_request_bytes),
         RUN_INPUT_MAX_STRING_CHARS: str(spec.input_limits.max_message_chars),
         RUN_INPUT_MAX_DEPTH: str(spec.input_limits.max_depth),

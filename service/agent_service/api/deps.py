@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from agent_service.extensions.auth import matches
 from agent_service.observability.context import current_request
 from agent_service.runtime import Runtime
 from agent_service.state.threads import ThreadNotFoundError
@@ -34,11 +35,26 @@ def owned(thread: dict) -> dict:
     return thread
 
 
-async def existing_thread(thread_id: str, runtime: RuntimeDep) -> dict:
+async def authorize(request: Request, resource: str, action: str, value: dict[str, Any]) -> dict[str, Any]:
+    """The project's auth handler's verdict on this action (extensions/auth.py): its metadata filter,
+    {} without a handler; 403 when it refuses."""
+    user = getattr(request.state, "project_user", None)
+    if user is None:
+        return {}
+    return await request.app.state.project_auth.authorize(user, resource, action, value)
+
+
+async def existing_thread(thread_id: str, runtime: RuntimeDep, request: Request) -> dict:
     try:
-        return owned(await runtime.threads.get(thread_id))
+        thread = owned(await runtime.threads.get(thread_id))
     except ThreadNotFoundError as error:
         raise not_found(error) from None
+    # What the project's auth filters out is missing too, exactly like another tenant's thread.
+    if not matches(
+        thread.get("metadata") or {}, await authorize(request, "threads", "read", {"thread_id": thread_id})
+    ):
+        raise HTTPException(status_code=404, detail=f"thread {thread_id} not found")
+    return thread
 
 
 ThreadDep = Annotated[dict, Depends(existing_thread)]

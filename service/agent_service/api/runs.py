@@ -12,13 +12,14 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from agent_service.api.assistants import resolve_assistant
-from agent_service.api.deps import RuntimeDep, ThreadDep, current_tenant, not_found, owned
+from agent_service.api.deps import RuntimeDep, ThreadDep, authorize, current_tenant, not_found, owned
 from agent_service.api.schemas import MAX_OFFSET, RunCreate, RunsCancel, RunStatus, StreamMode
+from agent_service.extensions.auth import matches, plain
 from agent_service.observability.context import current_request
 from agent_service.runs import events
 from agent_service.runs.graph_run import GRAPH_STREAM_MODES
@@ -68,13 +69,24 @@ async def check_webhook(runtime: Runtime, webhook: str | None) -> None:
         raise field_error("webhook", f"webhook refused: {refusal}") from None
 
 
-async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> dict[str, Any]:
+async def _start(
+    runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate
+) -> dict[str, Any]:
     assistant = await resolve_assistant(runtime, body.assistant_id)
     await check_webhook(runtime, body.webhook)
     identity = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
     tenant, user = current_tenant(), current_request().user
+    # The project's auth handler (extensions/auth.py): its filter is stamped on a thread the run
+    # creates and required of the thread it runs on.
+    value = {
+        "thread_id": thread_id,
+        "assistant_id": assistant["assistant_id"],
+        "metadata": body.metadata or {},
+    }
+    filters = await authorize(request, "threads", "create_run", value)
+    created = {**identity, **plain(filters)}
     if thread_id is None and body.on_completion == "keep":
-        thread_id = (await runtime.threads.create(None, identity, tenant=tenant, user=user))["thread_id"]
+        thread_id = (await runtime.threads.create(None, created, tenant=tenant, user=user))["thread_id"]
     elif thread_id is not None:
         try:
             thread = owned(await runtime.threads.get(thread_id))
@@ -82,8 +94,10 @@ async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> di
             if body.if_not_exists != "create":
                 raise not_found(error) from None
             thread = await runtime.threads.create(
-                thread_id, identity, tenant=tenant, user=user, if_exists="do_nothing"
+                thread_id, created, tenant=tenant, user=user, if_exists="do_nothing"
             )
+        if not matches(thread["metadata"], filters):
+            raise HTTPException(status_code=404, detail=f"thread {thread_id} not found")
         if any(k not in thread["metadata"] for k in identity):
             await runtime.threads.merge_metadata(thread_id, identity)
     return await runtime.engine.submit(thread_id, body, assistant=assistant, tenant=tenant, user=user)
@@ -136,19 +150,25 @@ def _streaming(
 # -- the same three entry points with and without a thread ------------------------------------
 
 
-async def _create(runtime: Runtime, thread_id: str | None, body: RunCreate, response: Response) -> dict:
-    record = await _start(runtime, thread_id, body)
+async def _create(
+    runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate, response: Response
+) -> dict:
+    record = await _start(runtime, request, thread_id, body)
     response.headers["Content-Location"] = _paths(record)[0]
     return public_run(record)
 
 
-async def _stream(runtime: Runtime, thread_id: str | None, body: RunCreate) -> StreamingResponse:
-    record = await _start(runtime, thread_id, body)
+async def _stream(
+    runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate
+) -> StreamingResponse:
+    record = await _start(runtime, request, thread_id, body)
     return _streaming(runtime, record, 0, None, body.on_disconnect == "cancel")
 
 
-async def _wait(runtime: Runtime, thread_id: str | None, body: RunCreate, response: Response) -> Any:
-    record = await _start(runtime, thread_id, body)
+async def _wait(
+    runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate, response: Response
+) -> Any:
+    record = await _start(runtime, request, thread_id, body)
     path, _ = _paths(record)
     response.headers.update({"Location": f"{path}/join", "Content-Location": path})
     return await runtime.engine.wait_result(record["thread_id"], record["run_id"])
@@ -156,34 +176,42 @@ async def _wait(runtime: Runtime, thread_id: str | None, body: RunCreate, respon
 
 @thread_runs.post("")
 async def create_run(
-    thread_id: str, body: RunCreate, runtime: RuntimeDep, response: Response
+    thread_id: str, body: RunCreate, runtime: RuntimeDep, request: Request, response: Response
 ) -> dict[str, Any]:
-    return await _create(runtime, thread_id, body, response)
+    return await _create(runtime, request, thread_id, body, response)
 
 
 @thread_runs.post("/stream", response_class=StreamingResponse)
-async def stream_run(thread_id: str, body: RunCreate, runtime: RuntimeDep) -> StreamingResponse:
-    return await _stream(runtime, thread_id, body)
+async def stream_run(
+    thread_id: str, body: RunCreate, runtime: RuntimeDep, request: Request
+) -> StreamingResponse:
+    return await _stream(runtime, request, thread_id, body)
 
 
 @thread_runs.post("/wait")
-async def wait_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, response: Response) -> Any:
-    return await _wait(runtime, thread_id, body, response)
+async def wait_run(
+    thread_id: str, body: RunCreate, runtime: RuntimeDep, request: Request, response: Response
+) -> Any:
+    return await _wait(runtime, request, thread_id, body, response)
 
 
 @stateless_runs.post("")
-async def create_stateless_run(body: RunCreate, runtime: RuntimeDep, response: Response) -> dict[str, Any]:
-    return await _create(runtime, None, body, response)
+async def create_stateless_run(
+    body: RunCreate, runtime: RuntimeDep, request: Request, response: Response
+) -> dict[str, Any]:
+    return await _create(runtime, request, None, body, response)
 
 
 @stateless_runs.post("/stream", response_class=StreamingResponse)
-async def stream_stateless_run(body: RunCreate, runtime: RuntimeDep) -> StreamingResponse:
-    return await _stream(runtime, None, body)
+async def stream_stateless_run(body: RunCreate, runtime: RuntimeDep, request: Request) -> StreamingResponse:
+    return await _stream(runtime, request, None, body)
 
 
 @stateless_runs.post("/wait")
-async def wait_stateless_run(body: RunCreate, runtime: RuntimeDep, response: Response) -> Any:
-    return await _wait(runtime, None, body, response)
+async def wait_stateless_run(
+    body: RunCreate, runtime: RuntimeDep, request: Request, response: Response
+) -> Any:
+    return await _wait(runtime, request, None, body, response)
 
 
 @stateless_runs.post("/cancel", status_code=204)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot
 
-from agent_service.api.deps import RuntimeDep, ThreadDep, current_tenant
+from agent_service.api.deps import RuntimeDep, ThreadDep, authorize, current_tenant
 from agent_service.api.schemas import (
     CheckpointRef,
     HistoryQuery,
@@ -22,6 +22,7 @@ from agent_service.api.schemas import (
     ThreadPrune,
     ThreadSearch,
 )
+from agent_service.extensions.auth import plain
 from agent_service.observability.context import current_request
 from agent_service.runtime import Runtime
 from agent_service.serialization import to_jsonable
@@ -85,11 +86,13 @@ async def _state(runtime: Runtime, thread: dict, config: RunnableConfig, subgrap
 
 
 @router.post("")
-async def create_thread(body: ThreadCreate, runtime: RuntimeDep) -> dict[str, Any]:
+async def create_thread(body: ThreadCreate, runtime: RuntimeDep, request: Request) -> dict[str, Any]:
+    value = {"thread_id": body.thread_id, "metadata": body.metadata or {}}
+    metadata = {**(body.metadata or {}), **plain(await authorize(request, "threads", "create", value))}
     try:
         return await runtime.threads.create(
             body.thread_id,
-            body.metadata,
+            metadata,
             tenant=current_tenant(),
             user=current_request().user,
             ttl=body.ttl.policy() if body.ttl else None,
@@ -100,8 +103,11 @@ async def create_thread(body: ThreadCreate, runtime: RuntimeDep) -> dict[str, An
 
 
 @router.post("/search")
-async def search_threads(query: ThreadSearch, runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return await runtime.threads.search(**query.model_dump(), tenant=current_tenant())
+async def search_threads(query: ThreadSearch, runtime: RuntimeDep, request: Request) -> list[dict[str, Any]]:
+    search = query.model_dump()
+    filters = plain(await authorize(request, "threads", "search", {"metadata": search.get("metadata") or {}}))
+    search["metadata"] = {**(search.get("metadata") or {}), **filters}
+    return await runtime.threads.search(**search, tenant=current_tenant())
 
 
 @router.post("/count")

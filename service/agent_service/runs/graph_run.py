@@ -6,6 +6,7 @@ records how it ended; this module only knows LangGraph.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,10 +39,19 @@ def thread_config(thread_id: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread_id}}
 
 
+def _given_configurable(body: RunCreate) -> dict[str, Any]:
+    """What the run gives for both context and configurable: LangGraph Server mirrors one into the
+    other (a run may give ``context`` or ``config.configurable``, never both; see RunCreate)."""
+    return body.context or (body.config or {}).get("configurable") or {}
+
+
 def run_config(
     run: dict[str, Any], body: RunCreate, assistant: dict[str, Any], graph_id: str
 ) -> dict[str, Any]:
-    """The RunnableConfig of a run: the assistant's config under the run's, plus the run's identity."""
+    """The RunnableConfig of a run: the assistant's config under the run's, plus the run's identity.
+
+    ``configurable`` is merged key by key (the assistant's, then the run's ``config.configurable``
+    or, when it gives ``context`` instead, that), as LangGraph Server does."""
     base = assistant.get("config") or {}
     config = {**base, **(body.config or {})}
     ids = {
@@ -50,7 +60,7 @@ def run_config(
         "assistant_id": run["assistant_id"],
         "graph_id": graph_id,
     }
-    configurable = {**base.get("configurable", {}), **(body.config or {}).get("configurable", {}), **ids}
+    configurable = {**base.get("configurable", {}), **_given_configurable(body), **ids}
     checkpoint = body.checkpoint
     if checkpoint_id := (checkpoint.checkpoint_id if checkpoint else None) or body.checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
@@ -68,6 +78,38 @@ def run_config(
         # the caller's own callbacks stay.
         "callbacks": [*(config.get("callbacks") or []), *graph_callbacks(), *run_callbacks()],
     }
+
+
+@functools.cache
+def context_keys(graph: Pregel) -> frozenset[str] | None:
+    """The keys the graph's context schema declares; None: it declares none (nothing is dropped)."""
+    try:
+        schema = graph.get_context_jsonschema()
+    except Exception:  # a schema pydantic cannot describe: keep every key, as LangGraph Server does
+        return None
+    properties = (schema or {}).get("properties")
+    return frozenset(properties) if properties else None
+
+
+def run_context(graph: Pregel, body: RunCreate, assistant: dict[str, Any]) -> dict[str, Any]:
+    """The run's context as LangGraph Server builds it: the assistant's context, then the run's, keys
+    the graph's context schema does not declare dropped. Always a dict, never None: the graph makes
+    its ``context_schema`` (a dataclass or a pydantic model) from it, so every field the run and the
+    assistant leave out takes its default."""
+    context = {**(assistant.get("context") or {}), **_given_configurable(body)}
+    if (keys := context_keys(graph)) is not None:
+        context = {k: v for k, v in context.items() if k in keys}
+    return context
+
+
+def durability(body: RunCreate) -> str | None:
+    """``durability``, else the deprecated ``checkpoint_during`` (True: "async", False: "exit");
+    None leaves LangGraph's default ("async")."""
+    if body.durability is not None:
+        return body.durability
+    if body.checkpoint_during is not None:
+        return "async" if body.checkpoint_during else "exit"
+    return None
 
 
 @dataclass
@@ -88,7 +130,13 @@ async def resume_point(graph: Pregel, thread_id: str, run_id: str) -> str:
 
 
 async def stream(
-    graph: Pregel, body: RunCreate, config: dict[str, Any], publish: Publish, *, resume: bool
+    graph: Pregel,
+    body: RunCreate,
+    config: dict[str, Any],
+    context: dict[str, Any],
+    publish: Publish,
+    *,
+    resume: bool,
 ) -> Attempt:
     """Runs the graph, publishing the requested stream modes; ``resume`` continues the checkpoint."""
     attempt = Attempt()
@@ -105,10 +153,10 @@ async def stream(
         "subgraphs": True,
         "interrupt_before": None if resume else body.interrupt_before,
         "interrupt_after": None if resume else body.interrupt_after,
-        "context": body.context,
+        "context": context,
     }
-    if body.durability:
-        options["durability"] = body.durability
+    if (mode := durability(body)) is not None:
+        options["durability"] = mode
 
     def emit(namespace: tuple[str, ...], mode: str, chunk: Any) -> None:
         if mode == "values" and not namespace:

@@ -101,7 +101,12 @@ def _roles(claim: Any) -> frozenset[str]:
 
 async def authenticate(request: Request) -> Principal:
     """FastAPI dependency: the caller's principal, also put on the request context (logs, budgets)."""
-    principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    project_auth = request.app.state.project_auth
+    if project_auth.auth is not None:  # the project's own Auth handler (langgraph.json auth.path)
+        user = request.state.project_user = await project_auth.authenticate(request)
+        principal = Principal(user=user.identity, tenant=user.tenant, roles=frozenset(user.permissions))
+    else:
+        principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
     context = current_request()
     context.user, context.tenant = principal.user, principal.tenant
     return principal

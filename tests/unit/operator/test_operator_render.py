@@ -6,6 +6,7 @@ import json
 
 import kubernetes_validate
 import pytest
+from shepherd import api
 from shepherd.api import DEFAULT_AGENT_IMAGE
 from shepherd.render import autoscaling, monitoring, redis, render_all, service_env, workload
 from shepherd.render.all import CHILD_KINDS
@@ -152,6 +153,23 @@ def test_retention_and_the_admin_role_reach_the_service():
     minimal = service_env.config_data(make_resource(load_case("minimal")))
     assert "THREAD_TTL_SECONDS" not in minimal
     assert "RUN_RECORD_TTL_SECONDS" not in minimal
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({}, {"AGENT_GRAPH": api.DEFAULT_GRAPH}),
+        ({"config": "/app/langgraph.json"}, {"AGENT_CONFIG": "/app/langgraph.json"}),
+        (  # spec.graph set as well overrides the file's graphs (its http.app, auth and env stay)
+            {"config": "/app/langgraph.json", "graph": "team.agents:graph"},
+            {"AGENT_CONFIG": "/app/langgraph.json", "AGENT_GRAPH": "team.agents:graph"},
+        ),
+    ],
+)
+def test_graph_or_langgraph_json(spec, expected):
+    data = service_env.config_data(make_resource(spec))
+    assert {k: data[k] for k in ("AGENT_GRAPH", "AGENT_CONFIG") if k in data} == expected
+    assert data["TERMINATION_MESSAGE_PATH"] == "/dev/termination-log"
 
 
 def test_external_redis_secret_url_and_no_statefulset():

@@ -1,0 +1,1 @@
+"""An example chatbot that connects to the memory processor graph."""
