@@ -97,7 +97,7 @@ def build_runtime(settings: Settings) -> Runtime:
     keys = ServiceKeys(settings.redis_key_prefix)
     saver = RedisSaver(async_client=client, prefix=keys.checkpoint_prefix)
     graphs = load_graphs(settings, saver)
-    assistants = Assistants(graphs)
+    assistants = Assistants(graphs, client, keys)
     threads = ThreadStore(client, keys)
     runs = RunStore(client, keys)
     engine = RunEngine(

@@ -57,7 +57,7 @@ class RunEngine:
         threads: ThreadStore,
         runs: RunStore,
         keys: ServiceKeys,
-        resolve_assistant: Callable[[str], Awaitable[dict[str, Any]]],
+        resolve_assistant: Callable[[str, str], Awaitable[dict[str, Any]]],  # (assistant id, tenant)
     ) -> None:
         self.settings = settings
         self.client = client

@@ -68,6 +68,11 @@ def run_config(
     }
 
 
+def run_context(body: RunCreate, assistant: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's context (``Runtime.context`` in the graph): the assistant's, under the run's own."""
+    return {**(assistant.get("context") or {}), **(body.context or {})} or None
+
+
 @dataclass
 class Attempt:
     """What one attempt produced: the root graph's last values."""
@@ -86,7 +91,13 @@ async def resume_point(graph: Pregel, thread_id: str, run_id: str) -> str:
 
 
 async def stream(
-    graph: Pregel, body: RunCreate, config: dict[str, Any], publish: Publish, *, resume: bool
+    graph: Pregel,
+    body: RunCreate,
+    config: dict[str, Any],
+    publish: Publish,
+    *,
+    resume: bool,
+    context: dict[str, Any] | None,
 ) -> Attempt:
     """Runs the graph, publishing the requested stream modes; ``resume`` continues the checkpoint."""
     attempt = Attempt()
@@ -103,7 +114,7 @@ async def stream(
         "subgraphs": True,
         "interrupt_before": None if resume else body.interrupt_before,
         "interrupt_after": None if resume else body.interrupt_after,
-        "context": body.context,
+        "context": context,
     }
     if body.durability:
         options["durability"] = body.durability

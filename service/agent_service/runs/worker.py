@@ -269,11 +269,17 @@ class Worker:
             if not temporary:
                 await engine.threads.update(thread_id, status="busy")
             writer.publish("metadata", dumps({"run_id": run_id, "attempt": claim.attempt}))
-            config = graph_run.run_config(record, body, record.get("assistant") or {}, graph_id)
+            assistant = record.get("assistant") or {}
+            config = graph_run.run_config(record, body, assistant, graph_id)
             if start != "done":
                 async with timeout:
                     attempt = await graph_run.stream(
-                        graph, body, config, writer.publish, resume=start == "resume"
+                        graph,
+                        body,
+                        config,
+                        writer.publish,
+                        resume=start == "resume",
+                        context=graph_run.run_context(body, assistant),
                     )
                 last_values = attempt.result
             status = "success"
