@@ -25,17 +25,21 @@ tools: ## Install/build every external program the tests use (cached in ~/.cache
 	hack/install-tools.sh >/dev/null
 	hack/build-binaries.sh >/dev/null
 
+# Two workers, one test file each at a time: the real components mostly wait (rollouts, leases,
+# scrapes), so two files overlap on two cores; each worker starts its own control plane and Redis.
+PARALLEL := -n 2 --dist loadfile --durations=15
+
 test: venv tools ## Run the whole suite (unit, integration, e2e) on real components
-	$(PYTEST) tests
+	$(PYTEST) $(PARALLEL) tests
 
 test-unit: venv ## Unit tier only (seconds, no processes)
 	$(PYTEST) tests/unit
 
 test-integration: venv tools ## Integration tier only
-	$(PYTEST) tests/integration
+	$(PYTEST) $(PARALLEL) tests/integration
 
 test-e2e: venv tools ## End-to-end tier only
-	$(PYTEST) tests/e2e
+	$(PYTEST) $(PARALLEL) tests/e2e
 
 lint: venv ## ruff check + format check
 	$(RUFF) check .

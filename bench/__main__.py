@@ -16,7 +16,20 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("operator_scale", "service_load", "run_engine", "slo_fleet", "freeze_reaction")
+BENCHMARKS = (
+    "operator_scale",
+    "operator_failover",
+    "service_load",
+    "run_engine",
+    "slo_fleet",
+    "freeze_reaction",
+    "secret_rotation",
+    "input_limits",
+    "outage_freeze",
+    "spend_overshoot",
+    "llm_failover",
+    "tool_wrapper",
+)
 
 
 def machine() -> str:

@@ -32,16 +32,14 @@ def bench_resources(
     latency_target: float = 99,
     threshold: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """N AgentDeployment-like dicts with the same SLO, for ObjectivesCollector."""
+    """N AgentDeployment-like dicts with the same SLO and cost budget, for ObjectivesCollector."""
     slo = {
         "window": slo_window,
         "availability": {"target": target},
         "latency": {"target": latency_target, "thresholdSeconds": threshold},
     }
-    return [
-        {"metadata": {"namespace": NAMESPACE, "name": resource_name(i)}, "spec": {"slo": slo}}
-        for i in range(n)
-    ]
+    spec = {"slo": slo, "costBudget": {"usdPerDay": 100, "usdPerMonth": 2000}}
+    return [{"metadata": {"namespace": NAMESPACE, "name": resource_name(i)}, "spec": spec} for i in range(n)]
 
 
 def fleet_rule_groups(slo_window: str = "30d") -> list[dict[str, Any]]:
@@ -60,7 +58,8 @@ def per_resource_rule_groups(
     """The Sloth/Pyrra way: per resource and SLI, literal selectors and thresholds.
 
     Per SLO: one error-ratio rule per window, Pyrra's full-window ``increase()`` ratio, and the
-    four multiwindow burn-rate alerts.
+    four multiwindow burn-rate alerts. Availability counts runs only (the fleet set also counts
+    non-run requests), latency is the run duration: what a Sloth user would write for runs.
     """
     ws = scale_windows(parse_duration(slo_window))
     groups = []
@@ -69,14 +68,14 @@ def per_resource_rule_groups(
         slis = {
             "availability": (
                 target,
-                f'sum(rate(agent_http_requests_total{{{sel}, code=~"5.."}}[WINDOW]))',
-                f"sum(rate(agent_http_requests_total{{{sel}}}[WINDOW]))",
+                f'sum(rate(agent_runs_total{{{sel}, outcome=~"error|timeout"}}[WINDOW]))',
+                f'sum(rate(agent_runs_total{{{sel}, outcome=~"success|interrupted|error|timeout"}}[WINDOW]))',
             ),
             "latency": (
                 latency_target,
-                f"sum(rate(agent_http_request_duration_seconds_count{{{sel}}}[WINDOW])) - sum(rate("
-                f'agent_http_request_duration_seconds_bucket{{{sel}, le="{latency_le}"}}[WINDOW]))',
-                f"sum(rate(agent_http_request_duration_seconds_count{{{sel}}}[WINDOW]))",
+                f"sum(rate(agent_run_duration_seconds_count{{{sel}}}[WINDOW])) - sum(rate("
+                f'agent_run_duration_seconds_bucket{{{sel}, le="{latency_le}"}}[WINDOW]))',
+                f"sum(rate(agent_run_duration_seconds_count{{{sel}}}[WINDOW]))",
             ),
         }
         rules: list[dict[str, Any]] = []

@@ -1,10 +1,10 @@
-"""The per-AgentDeployment board: SLIs against objectives, budget, burn, traffic, LLM, cost, freeze."""
+"""The per-AgentDeployment board: SLIs against objectives, budget, burn, runs, traffic, LLM, spend, freeze."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
-from shepherd.slo.rules import RuleConfig
+from shepherd.slo.rules import SPEND_BURN, RuleConfig, availability_exprs
 from shepherd.slo.windows import SRE_WORKBOOK_30D, format_duration
 
 from .common import (
@@ -33,6 +33,10 @@ NEEDS = {
     "Circuit state": "a model that goes through a circuit breaker (provider anthropic)",
     "Rate-limited and budget-refused requests#A": "requests refused by spec.rateLimits",
     "Rate-limited and budget-refused requests#B": "requests refused by spec.tokenBudget",
+    "Failed runs by reason": "runs that ended in an error or a timeout",
+    "Spend, last 24h, vs budget": "spec.costBudget.usdPerDay",
+    "Spend burn rate": "spec.costBudget",
+    "Cost per hour#B": "spec.costBudget.usdPerDay",
     "annotation Freeze": "a frozen AgentDeployment",
 }
 
@@ -45,8 +49,10 @@ def http(extra: str = "") -> str:
     return f"agent_http_requests_total{{{SEL}{extra}}}"
 
 
-GOOD = http(', code!~"5.."')
 BAD = http(', code=~"5.."')
+RUN_FAILURES = f'agent_runs_total{{{SEL}, outcome=~"error|timeout"}}'
+AVAILABILITY_EVENTS, AVAILABILITY_BAD = availability_exprs(RATE[1:-1], matchers=SEL)
+SPEND_FACTORS = sorted({row.factor for row in SPEND_BURN})
 
 
 def quantiles(metric: str) -> list:
@@ -86,11 +92,13 @@ def slo_panels() -> list[list[tuple[object, int, int]]]:
         .mappings(FREEZE_MAPPINGS)
         .thresholds(thresholds((None, "green"), (1, "orange"), (2, "red"))),
         single(
-            "LLM cost, last 24h",
-            "agent_llm_cost_usd_total over the last day.",
-            f"sum(increase(agent_llm_cost_usd_total{{{SEL}}}[1d]))",
-            unit="currencyUSD",
-        ),
+            "Spend, last 24h, vs budget",
+            "LLM spend over the last 24 hours (agent_llm_cost_usd_total) in percent of "
+            "spec.costBudget.usdPerDay; status.spend has the UTC day and the calendar month.",
+            f"sum(increase(agent_llm_cost_usd_total{{{SEL}}}[1d]))\n"
+            f'/\nmax(shepherd_slo_cost_budget_usd{{{SEL}, period="day"}})',
+            unit="percentunit",
+        ).thresholds(thresholds((None, "green"), (0.8, "orange"), (1, "red"))),
         single(
             "Fallback share",
             "Share of successful LLM calls served by a fallback model.",
@@ -100,20 +108,26 @@ def slo_panels() -> list[list[tuple[object, int, int]]]:
     ]
     availability = graph(
         "Availability SLI vs objective",
-        "Share of requests not answered with a 5xx, against the objective.",
-        query(f"sum(rate({GOOD}{RATE}))\n/\nsum(rate({http()}{RATE}))", "availability"),
+        "Share of good events against the objective: runs that ended success or interrupted (error "
+        "and timeout are bad, whatever their HTTP status; cancelled runs are no events) and "
+        "requests without a run not answered with a 5xx.",
+        query(
+            f"1 - (\n({AVAILABILITY_BAD}) or 0 * {AVAILABILITY_EVENTS}\n)\n/\n{AVAILABILITY_EVENTS}",
+            "availability",
+        ),
         query(objective("availability"), "objective"),
         unit="percentunit",
     )
     latency = graph(
         "Latency SLI vs objective",
-        "Share of requests faster than the latency threshold (the histogram bucket the operator "
-        "publishes in shepherd_slo_latency_threshold_bucket), against the objective.",
+        "Share of runs finished (accepted to finished, queue wait included) within the latency "
+        "threshold (the histogram bucket the operator publishes in "
+        "shepherd_slo_latency_threshold_bucket), against the objective.",
         query(
-            f"sum(\n  rate(agent_http_request_duration_seconds_bucket{{{SEL}}}{RATE})\n"
+            f"sum(\n  rate(agent_run_duration_seconds_bucket{{{SEL}}}{RATE})\n"
             f"  and on (namespace, agentdeployment, le)\n"
             f'  shepherd_slo_latency_threshold_bucket{{{SEL}, sli="latency"}}\n)\n'
-            f"/\nsum(rate(agent_http_request_duration_seconds_count{{{SEL}}}{RATE}))",
+            f"/\nsum(rate(agent_run_duration_seconds_count{{{SEL}}}{RATE}))",
             "latency SLI",
         ),
         query(objective("latency"), "objective"),
@@ -141,6 +155,37 @@ def slo_panels() -> list[list[tuple[object, int, int]]]:
     )
     return [[(panel, 4, 4) for panel in stats], [(availability, 12, 8), (latency, 12, 8)],
             [(burndown, 12, 8), (burn, 12, 8)]]  # fmt: skip
+
+
+def run_panels() -> list[list[tuple[object, int, int]]]:
+    outcomes = graph(
+        "Runs by outcome",
+        "Runs that ended per second: success, interrupted (a human-in-the-loop pause), error, "
+        "timeout, cancelled (by the caller: no SLI event), refused (a budget refused the run's model "
+        "call: no SLI event).",
+        query(f"sum by (outcome) (rate(agent_runs_total{{{SEL}}}{RATE}))", "{{outcome}}"),
+        unit="ops",
+    )
+    reasons = graph(
+        "Failed runs by reason",
+        "Runs that ended in an error or a timeout per second, by reason: llm_unavailable, "
+        "llm_rate_limited, llm_timeout, tool_error, graph_error, timeout, worker_lost.",
+        query(f"sum by (reason) (rate({RUN_FAILURES}{RATE}))", "{{reason}}"),
+        unit="ops",
+    )
+    duration = graph(
+        "Run duration",
+        "agent_run_duration_seconds percentiles: accepted to finished, queue wait included.",
+        *quantiles("agent_run_duration_seconds"),
+        unit="s",
+    )
+    queue = graph(
+        "Runs waiting and running",
+        "agent_runs_pending (the deployment's queue) and agent_runs_running summed over the pods.",
+        query(f"max(agent_runs_pending{{{SEL}}})", "pending"),
+        query(f"sum(agent_runs_running{{{SEL}}})", "running"),
+    )
+    return [[(outcomes, 12, 8), (reasons, 12, 8)], [(duration, 12, 8), (queue, 12, 8)]]
 
 
 def traffic_panels() -> list[list[tuple[object, int, int]]]:
@@ -223,9 +268,20 @@ def cost_panels() -> list[list[tuple[object, int, int]]]:
     )
     cost = graph(
         "Cost per hour",
-        "LLM spend rate in USD per hour, by model.",
+        "LLM spend rate in USD per hour, by model, and the hourly share of spec.costBudget.usdPerDay.",
         query(f"sum by (model) (rate(agent_llm_cost_usd_total{{{SEL}}}{RATE})) * 3600", "{{model}}"),
+        query(f'max(shepherd_slo_cost_budget_usd{{{SEL}, period="day"}}) / 24', "daily budget / 24"),
         unit="currencyUSD",
+    )
+    spend_burn = with_threshold_lines(
+        graph(
+            "Spend burn rate",
+            "shepherd:spend_burn_rate per budget period and window (1 = spending exactly the "
+            "period's budget over the period). Dashed lines: the ShepherdSpendBudgetBurn thresholds "
+            f"({', '.join(f'{f:g}x' for f in SPEND_FACTORS)}).",
+            query(f"shepherd:spend_burn_rate{{{SEL}}}", "{{period}} {{window}}"),
+        ),
+        thresholds((None, "green"), *[(f, "orange" if f < 12 else "red") for f in SPEND_FACTORS]),
     )
     refused = graph(
         "Rate-limited and budget-refused requests",
@@ -245,7 +301,7 @@ def cost_panels() -> list[list[tuple[object, int, int]]]:
         "freeze",
         FREEZE_MAPPINGS,
     )
-    return [[(tokens, 8, 8), (cost, 8, 8), (refused, 8, 8)], [(freeze, 24, 5)]]
+    return [[(tokens, 8, 8), (cost, 8, 8), (refused, 8, 8)], [(spend_burn, 12, 8), (freeze, 12, 8)]]
 
 
 def freeze_annotation() -> db.AnnotationQuery:
@@ -275,8 +331,9 @@ def board() -> db.Dashboard:
         dashboard,
         [
             ("Service level", slo_panels()),
+            ("Runs", run_panels()),
             ("Traffic", traffic_panels()),
             ("LLM calls", llm_panels()),
-            ("Tokens, cost and freeze", cost_panels()),
+            ("Tokens, spend and freeze", cost_panels()),
         ],
     )

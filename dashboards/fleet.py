@@ -1,9 +1,10 @@
-"""The fleet board: every AgentDeployment's SLO, budget, burn, freeze, circuits and cost."""
+"""The fleet board: every AgentDeployment's SLO, budget, burn, freeze, circuits, failures and spend."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
+from shepherd.slo.rules import availability_exprs
 
 from .common import (
     BY,
@@ -27,6 +28,9 @@ TITLE = "Shepherd / Fleet"
 NEEDS = {
     "Circuits not closed": "a model that goes through a circuit breaker (provider anthropic)",
     "AgentDeployments#F": "a model that goes through a circuit breaker (provider anthropic)",
+    "AgentDeployments#G": "runs that ended in an error or a timeout",
+    "AgentDeployments#I": "spec.costBudget.usdPerDay",
+    "Failed runs by reason": "runs that ended in an error or a timeout",
 }
 WHO = "{{namespace}}/{{agentdeployment}}"
 
@@ -35,6 +39,9 @@ CIRCUITS_NOT_CLOSED = f"sum by ({BY}) (max by ({BY}, circuit) (agent_circuit_sta
 BUDGET_LEFT = f"min by ({BY}) (shepherd:slo_error_budget_remaining:ratio{{{SEL}}})"
 WORST_BURN = f"max by ({BY}) (shepherd:slo_burn_rate{{{SEL}}})"
 FREEZE = f"max by ({BY}) ({FREEZE_METRIC}{{{SEL}}})"
+FAILED_RUNS = f'sum by ({BY}) (rate(agent_runs_total{{{SEL}, outcome=~"error|timeout"}}[5m]))'
+DAY_SPEND_BURN = f'max by ({BY}) (shepherd:spend_burn_rate{{{SEL}, period="day", window="1h"}})'
+EVENTS, BAD = availability_exprs("$__rate_interval", matchers=SEL)
 
 
 def overview_table():
@@ -49,7 +56,10 @@ def overview_table():
         ("Worst burn rate", WORST_BURN, "short"),
         ("Freeze", FREEZE, "none"),
         ("Circuits not closed", CIRCUITS_NOT_CLOSED, "none"),
+        ("Failed runs / s", FAILED_RUNS, "ops"),
         ("Cost / day", COST_PER_DAY, "currencyUSD"),
+        ("Spend burn (day, 1h)", DAY_SPEND_BURN, "short"),
+        ("Runs / s", f"sum by ({BY}) (rate(agent_runs_total{{{SEL}}}[5m]))", "ops"),
         ("Requests / s", f"sum by ({BY}) (rate(agent_http_requests_total{{{SEL}}}[5m]))", "reqps"),
     ]
     freeze = [
@@ -102,13 +112,20 @@ def board() -> db.Dashboard:
     )
     availability = graph(
         "Availability",
-        "Share of requests not answered with a 5xx.",
-        query(
-            f'sum by ({BY}) (rate(agent_http_requests_total{{{SEL}, code!~"5.."}}[$__rate_interval]))\n'
-            f"/\nsum by ({BY}) (rate(agent_http_requests_total{{{SEL}}}[$__rate_interval]))",
-            WHO,
-        ),
+        "Share of good events: runs that ended success or interrupted, and requests without a run "
+        "not answered with a 5xx.",
+        query(f"1 - (\n({BAD}) or 0 * {EVENTS}\n)\n/\n{EVENTS}", WHO),
         unit="percentunit",
+    )
+    reasons = graph(
+        "Failed runs by reason",
+        "Runs that ended in an error or a timeout per second across the selected AgentDeployments, "
+        "by reason.",
+        query(
+            f'sum by (reason) (rate(agent_runs_total{{{SEL}, outcome=~"error|timeout"}}[$__rate_interval]))',
+            "{{reason}}",
+        ),
+        unit="ops",
     )
     prometheus_up = single(
         "Operator reaches Prometheus",
@@ -140,7 +157,10 @@ def board() -> db.Dashboard:
         [
             ("Fleet", [[(overview_table(), 24, 10)]]),
             ("Error budgets", [[(budget, 12, 8), (burn, 12, 8)], [(freeze, 24, 6)]]),
-            ("Health and cost", [[(availability, 8, 8), (circuits, 8, 8), (cost, 8, 8)]]),
+            (
+                "Health and cost",
+                [[(availability, 12, 8), (reasons, 12, 8)], [(circuits, 12, 8), (cost, 12, 8)]],
+            ),
             ("Operator", [[(prometheus_up, 6, 6), (reconciles, 18, 6)]]),
         ],
     )

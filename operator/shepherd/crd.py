@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 
 from shepherd import api
+from shepherd.render.limits import name_limit
 
 CRD_NAME = f"{api.PLURAL}.{api.GROUP}"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -129,10 +130,17 @@ def openapi_schema() -> dict[str, Any]:
     """The openAPIV3Schema of the served version."""
     spec = _schema_of(api.AgentDeploymentSpec)
     status = _schema_of(api.AgentDeploymentStatus)
+    limit, why = name_limit()
     return {
         "type": "object",
         "description": api.AgentDeployment.__doc__,
         "required": ["spec"],
+        "x-kubernetes-validations": [
+            {
+                "rule": f"size(self.metadata.name) <= {limit}",
+                "message": f"metadata.name may have at most {limit} characters ({why})",
+            }
+        ],
         "properties": {
             "apiVersion": {
                 "type": "string",
@@ -165,7 +173,7 @@ PRINTER_COLUMNS = [
         "name": "Circuits",
         "type": "string",
         "jsonPath": ".status.circuitsSummary",
-        "description": "LLM circuit states.",
+        "description": "Model and tool circuit states.",
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

@@ -12,12 +12,13 @@ fleet rules, one log line at start-up. The objects also carry the extra labels a
 Object contents (``desired``, pure): the window's ``shepherd-slo-<window>`` groups, plus the
 ``shepherd-sli`` recording rules of the rate windows it needs that no longer window's object
 already has (burn windows can coincide, e.g. 7d and 28d; each series must be recorded once), plus
-the window-independent ``shepherd-llm`` group in the longest window's object only.
+the window-independent ``shepherd-llm``, ``shepherd-redis`` and ``shepherd-spend*`` groups in the
+longest window's object only.
 
 The chart ships a static PrometheusRule rendered for ``DEFAULT_SLO_WINDOWS``; when
 ``SHEPHERD_FLEET_RULES_FROM_CHART`` lists those windows (comma-separated), the operator skips
-them, and everything the chart's copy contains (their SLI rate windows, the ``shepherd-llm``
-group). Without it the chart's copy and the operator's overlap for those windows.
+them, and everything the chart's copy contains (their SLI rate windows, the window-independent
+groups). Without it the chart's copy and the operator's overlap for those windows.
 
 ``FleetRules.sync`` applies through the same server-side apply and field manager as the children
 (no write when the live object already matches) and deletes the objects of windows no longer used.
@@ -38,7 +39,7 @@ from shepherd.apply import contains, stamped
 from shepherd.kube import KubeClient, Outcome
 from shepherd.render.common import merge_labels
 from shepherd.slo.objectives import fleet_slo_windows
-from shepherd.slo.rules import RuleConfig, llm_group, sli_group, slo_groups, slo_windows
+from shepherd.slo.rules import RuleConfig, sli_group, slo_groups, slo_windows, window_independent_groups
 from shepherd.slo.windows import format_duration
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def desired(
             claimed.update(own)
         groups.extend(slo_groups(ws, config))
         if not llm_done:
-            groups.append(llm_group(config))
+            groups.extend(window_independent_groups(config))
             llm_done = True
         out.append(
             {

@@ -14,20 +14,30 @@
   the reconciler and the fleet rules through ``MONITORING_LABELS``.
 * ``child-deployment`` (event on Deployments labelled managed-by=shepherd): replica counts reach
   the owner's status as Pods become ready, and a deleted/edited Deployment is repaired at once.
-  The owner's body comes from the ``owners`` index (kopf keeps it from its watch: no GET).
+  The owner's body comes from ``track`` (an event handler keeping the latest bodies: no GET).
+* kopf's diff base and handler progress live in memory (``shepherd.kopfstate``): no PATCH of them.
+* a rollout's status waits ``SHEPHERD_STATUS_SETTLE_SECONDS`` (15) to settle (``shepherd.reconcile``).
+
+* ``referenced-secret`` (event on Secrets): a Secret that AgentDeployments reference (the Secret
+  names ``track`` keeps per resource, recomputed when its generation changes) was created, changed
+  or deleted: they are reconciled at once, so a rotation rolls their Pods (the Pod templates hash
+  the keys they read) and a Secret that was missing brings them up without waiting for the resync.
 
 Deleting an AgentDeployment needs no handler (and so no finalizer): its children carry a
 controller ownerReference and the garbage collector removes them even while the operator is down.
+``forget`` (event: the resource is gone) only drops what this process remembers of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from shepherd import api, metrics, webhook
 from shepherd.apply import ApplyError
@@ -35,13 +45,17 @@ from shepherd.budget.gate import FreezeGate
 from shepherd.budget.watcher import BudgetWatcher, watcher_enabled
 from shepherd.budget.watcher import settings_from_env as watcher_settings
 from shepherd.fleetrules import FleetRules
+from shepherd.kopfstate import MemoryDiffBase, MemoryProgress
 from shepherd.kube import KubeClient, KubeError
 from shepherd.reconcile import Reconciler
+from shepherd.render import redis, service_env
 from shepherd.render.common import MANAGED_BY, OWNER_LABEL
 from shepherd.render.monitoring import NO_LABELS, MonitoringLabels
 from shepherd.resync import Resync
 
 RESYNC_SECONDS = float(os.environ.get("SHEPHERD_RESYNC_SECONDS", "300"))
+#: How long a status that only reports a rollout under way waits for the rollout to finish.
+STATUS_SETTLE_SECONDS = float(os.environ.get("SHEPHERD_STATUS_SETTLE_SECONDS", "15"))
 ANNOTATION_PREFIX = "shepherd.dev"
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 #: Namespaces (glob patterns allowed) the operator serves; empty = all. Set by ``shepherd.__main__``.
@@ -56,13 +70,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    # The initial listing (every resource and Deployment) in pages, not one response held at once.
+    settings.watching.chunk_size = 500
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     # kopf's bookkeeping under Shepherd's own annotation prefix.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    # kopf's bookkeeping in memory; its one annotation (a retry's touch) under Shepherd's prefix.
+    settings.persistence.progress_storage = memo.progress = MemoryProgress(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = memo.diffbase = MemoryDiffBase()
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     # Shepherd posts its own Events on condition transitions; kopf only posts warnings and errors.
     settings.posting.level = logging.WARNING
@@ -73,9 +88,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The error-budget policy reaches the reconcile as a verdict provider; the budget watcher is one
     # task for the whole fleet (not a per-resource timer), started here and cancelled at cleanup.
     gate = FreezeGate()
-    memo.reconciler = Reconciler(client, verdicts=gate, labels=MONITORING_LABELS)
-    # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics.
+    memo.reconciler = Reconciler(
+        client, verdicts=gate, labels=MONITORING_LABELS, settle_seconds=STATUS_SETTLE_SECONDS
+    )
+    # Every AgentDeployment seen, for the shepherd_slo_* objectives served on /metrics; and its
+    # latest body, for the child events (``track``).
     memo.resources = metrics.ResourceCache()
+    memo.owners = {}
+    memo.secret_users = {}  # (namespace, name) -> (generation, names of the Secrets its Pods read)
     metrics.register_objectives(memo.resources)
     # One resync loop for the fleet (a kopf timer would add a task and a finalizer per resource).
     # The fleet's SLO rules: one PrometheusRule per window in use (None without SHEPHERD_NAMESPACE).
@@ -85,6 +105,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         lambda body: _counted(memo, body),
         interval=RESYNC_SECONDS,
         namespaces=list(NAMESPACES),
+        concurrency=memo.reconciler.concurrency,  # enough at once for their LISTs to be shared
         after=lambda items: _after_resync(memo, items),
     )
     memo.resync.start()
@@ -143,7 +164,7 @@ async def _after_resync(memo: Any, items: list[dict[str, Any]]) -> None:
     listed = {(item.get("metadata") or {}).get("uid") for item in items}
     for cached in memo.resources.values():
         if cached["metadata"].get("uid") not in listed:
-            memo.resources.drop(cached["metadata"]["uid"])
+            _forget(memo, cached["metadata"]["uid"])
     await _fleet_rules(memo, force=True)
 
 
@@ -163,12 +184,6 @@ async def reconcile(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> 
     await _run(memo, body, first_time=reason == "create")
 
 
-@kopf.index(*RESOURCE, id="owners")
-def owners(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    """The latest body of every AgentDeployment, kept by kopf from its watch (no GET per child event)."""
-    return {(namespace, name): copy.deepcopy(dict(body))}
-
-
 @kopf.on.event(
     "apps",
     "v1",
@@ -177,25 +192,76 @@ def owners(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[s
     labels={"app.kubernetes.io/managed-by": MANAGED_BY, OWNER_LABEL: kopf.PRESENT},
 )
 async def child_deployment(
-    type: str | None, body: kopf.Body, namespace: str, memo: kopf.Memo, owners: kopf.Index, **_: Any
+    type: str | None, body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    found = list(owners.get((namespace, body.metadata.labels.get(OWNER_LABEL)), []))
-    if not found:
-        return  # owner gone (GC follows) or not seen yet (its own create handler reconciles it)
-    owner = found[0]
+    owner = memo.owners.get((namespace, body.metadata.labels.get(OWNER_LABEL)))
+    if owner is None:
+        return  # owner gone (GC follows) or not seen yet (its own resume or create reconciles it)
     if type == "DELETED":
         await _run(memo, owner)  # drift: recreate it now
         return
     try:
-        # The indexed body may lag behind; a stale status write gets a 409 and is recomputed.
+        # The cached body may predate our own status write: the reconciler knows (``_freshest``).
         await memo.reconciler.refresh_from_deployment(owner, dict(body))
     except KubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=10) from exc
 
 
-@kopf.on.delete(*RESOURCE, id="forget", optional=True)
-async def forget(uid: str, memo: kopf.Memo, **_: Any) -> None:
-    """Drop per-resource state (optional: adds no finalizer, may miss deletions while down)."""
+@kopf.on.event(*RESOURCE, id="track")
+async def track(
+    type: str | None, body: kopf.Body, namespace: str, name: str, uid: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """The latest body of every AgentDeployment, from kopf's watch (no GET per child event), and
+    forgetting a deleted one (deletions while the operator was down: the resync round).
+
+    An event handler, not a kopf index: an index makes every object of the initial listing wait
+    until all are indexed, each waiter woken at every one indexed (quadratic: most of a restart's
+    CPU at 1,000 resources). A child event before its owner's just finds no owner; the owner's own
+    resume reconciles it."""
+    if type == "DELETED":
+        _forget(memo, uid)
+        await _fleet_rules(memo)
+        return
+    meta = {k: v for k, v in body.metadata.items() if k != "managedFields"}  # a third of a body, unused
+    memo.owners[(namespace, name)] = copy.deepcopy({**body, "metadata": meta})
+    generation = body.metadata.get("generation")
+    known = memo.secret_users.get((namespace, name))
+    if known is None or known[0] != generation:  # status writes change no Secret reference
+        memo.secret_users[(namespace, name)] = (generation, _secret_names(dict(body)))
+
+
+def _secret_names(body: dict[str, Any]) -> frozenset[str]:
+    """The Secrets the Pods of one AgentDeployment read (their templates hash these keys' values)."""
+    try:
+        resource = api.parse(body)
+    except ValidationError:
+        return frozenset()
+    refs = service_env.agent_secret_refs(resource)
+    if resource.spec.redis.managed is not None:
+        refs += redis.secret_refs(resource)
+    return frozenset(ref.name for ref in refs)
+
+
+@kopf.on.event("", "v1", "secrets", id="referenced-secret")
+async def referenced_secret(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if type is None:
+        return  # the initial listing: every resource is resumed (reconciled) at start-up anyway
+    bodies = [
+        memo.owners[key]
+        for key, (_, secrets) in list(memo.secret_users.items())
+        if key[0] == namespace and name in secrets and key in memo.owners
+    ]
+    # At once (the reconciler bounds how many run): a Secret shared by 50 resources must not roll
+    # them one after the other.
+    await asyncio.gather(*(_run(memo, owner) for owner in bodies))
+
+
+def _forget(memo: Any, uid: str) -> None:
+    for key, owner in list(memo.owners.items()):
+        if owner["metadata"].get("uid") == uid:
+            del memo.owners[key]
+            memo.secret_users.pop(key, None)
     memo.reconciler.forget(uid)
     memo.resources.drop(uid)
-    await _fleet_rules(memo)
+    memo.diffbase.forget(uid)
+    memo.progress.forget(uid)

@@ -242,6 +242,35 @@ class KubeClient:
             content_type="application/apply-patch+yaml",
         )
 
+    async def create(self, obj: dict[str, Any], plural: str, *, field_manager: str = FIELD_MANAGER) -> Result:
+        """POST: creates ``obj`` or answers CONFLICT when it exists (create-only, never overwrites)."""
+        meta = obj["metadata"]
+        return await self.request(
+            "POST",
+            path_for(obj["apiVersion"], plural, meta.get("namespace")),
+            body=obj,
+            params={"fieldManager": field_manager},
+        )
+
+    async def patch(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        field_manager: str = FIELD_MANAGER,
+    ) -> Result:
+        """JSON merge patch of ``body`` (``None`` deletes a key)."""
+        return await self.request(
+            "PATCH",
+            path_for(api_version, plural, namespace, name),
+            body=body,
+            params={"fieldManager": field_manager},
+            content_type="application/merge-patch+json",
+        )
+
     async def delete(
         self, api_version: str, plural: str, namespace: str, name: str, uid: str | None
     ) -> Result:

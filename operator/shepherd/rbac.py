@@ -3,9 +3,13 @@
 Each rule lists exactly the verbs the code uses (see ``shepherd.kube`` and ``shepherd.apply``):
 children are listed (one LIST per kind per reconcile), applied (server-side apply is a PATCH that
 may create) and pruned (DELETE); Deployments are also watched (``child-deployment`` handler) and,
-while a freeze holds their rollout, scaled through ``deployments/scale``; Secrets are only read, to
-report a missing key; AgentDeployments are watched and annotated by kopf, their status patched, and
-``finalizers`` updated because children set blockOwnerDeletion.
+while a freeze holds their rollout, scaled through ``deployments/scale``; AgentDeployments are
+watched and annotated by kopf, their status patched, and
+``finalizers`` updated because children set blockOwnerDeletion. Secrets are read, watched and, for
+the managed Redis' generated passwords only, created and completed (``shepherd.credentials``).
+
+``lease_rules`` are the leader election's (``shepherd.leader``): a Role in the operator's own
+namespace, not the ClusterRole, since the Lease lives there alone.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ def rules() -> list[dict[str, Any]]:
         {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "verbs": ["patch"]},
         {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/finalizers"], "verbs": ["update"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        # Secrets: read (a missing key is reported; the Pods' secrets digest), watched (a rotation
+        # rolls the Pods), and the managed Redis' password Secret created or completed, never replaced.
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
     by_group: dict[str, list[str]] = {}
@@ -49,6 +55,34 @@ def rules() -> list[dict[str, Any]]:
         }
     )
     return out
+
+
+def lease_rules() -> list[dict[str, Any]]:
+    """PolicyRules of the leader election's Role: read, create, take over and renew the Lease."""
+    return [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+
+
+def lease_role(namespace: str, name: str = "shepherd-operator-leader-election") -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": lease_rules(),
+    }
+
+
+def lease_role_binding(
+    namespace: str, service_account: str, name: str = "shepherd-operator-leader-election"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
+    }
 
 
 def cluster_role(name: str = "shepherd-operator", labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -4,6 +4,15 @@ The error-budget policy (``shepherd.budget``, another module) decides whether ro
 it reaches this module as a ``VerdictProvider`` — a function from the resource to a ``Verdict`` —
 so the reconcile never queries Prometheus itself. Rule and dashboard content reaches the monitoring
 renderer the same way, through a ``ContentProvider`` (default: the generated per-deployment board).
+
+A status that only says a rollout is under way (``Progressing=True``, ``Ready`` unchanged or not yet
+reported, nothing worth an Event) waits up to ``settle_seconds`` for the rollout to finish, each
+newer observation replacing the one waiting: a Deployment that becomes ready within that time gets
+one status write (Ready, rollout complete) instead of three, and no Event for a Ready=False that
+was never reported. Anything else (Ready changing, a problem, a held change, a transition that is
+an Event) is written at once, and so is the waiting status when its time is up (with the time it
+was observed). Until then ``observedGeneration`` is the previous one (or absent on a new resource),
+which is how Kubernetes readers (``kubectl wait``, kstatus, Argo CD) tell a status still in progress.
 """
 
 from __future__ import annotations
@@ -16,12 +25,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shepherd import api, apply, status
+from shepherd import api, apply, credentials, status
 from shepherd.api import AgentDeployment, FreezeLevel
 from shepherd.budget.policy import scaling_only
 from shepherd.kube import KubeClient, KubeError, Outcome
-from shepherd.render import render_all, service_env, workload
+from shepherd.render import render_all, secret_hash, service_env, workload
+from shepherd.render.common import redis_auth_name
 from shepherd.render.monitoring import MonitoringContent, MonitoringLabels, dashboard_content
+from shepherd.render.secret_hash import NO_DIGESTS, SecretDigests
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +71,16 @@ PROBLEM_REASONS = frozenset(
 
 
 @dataclass
+class _Waiting:
+    """A status held back by ``settle_seconds``: the newest outcome, when it was seen, and the timer."""
+
+    body: dict[str, Any]
+    outcome: status.Outcome
+    observed_at: str
+    timer: asyncio.TimerHandle
+
+
+@dataclass
 class Reconciler:
     """Holds the API client and the providers; ``reconcile`` is safe to call concurrently."""
 
@@ -82,17 +103,31 @@ class Reconciler:
     #: computed from them would start from stale values of our own fields (and a child event would
     #: GET the resource to see our own observedGeneration).
     _written: dict[str, tuple[int, int, dict[str, Any]]] = field(default_factory=dict)
+    #: How long a status that only reports a rollout under way waits for the rollout to settle
+    #: (see the module docstring); 0 writes every status at once.
+    settle_seconds: float = 0.0
+    _waiting: dict[str, _Waiting] = field(default_factory=dict)
+    #: The generation whose children this process last applied (or found current), per uid.
+    _reconciled: dict[str, int] = field(default_factory=dict)
+
+    #: Secrets digests of each owner's last reconcile: a Deployment event is compared with them.
+    _digests: dict[str, SecretDigests] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.concurrency)
+        self._children = apply.ChildLister(self.client)
+        self._flushes: set[asyncio.Task[None]] = set()
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self._digests.pop(uid, None)
         self._seen.pop(uid, None)
         self._written.pop(uid, None)
+        self._reconciled.pop(uid, None)
+        self._stop_waiting(uid)
 
     def _freshest(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with the status of our last write when that write is newer (a higher
@@ -148,17 +183,23 @@ class Reconciler:
             "InvalidGraph",
             api.graph_problem(resource.spec.graph),
         )
+        secrets: dict[str, Any] = {}
         if not problem:
-            problem = await self._missing_secret(resource)
+            problem, secrets = await self._read_secrets(resource)
         if problem:
-            live, _ = await apply.list_children(self.client, resource.namespace, resource.name)
+            live, _ = await self._children(resource.namespace, resource.name)
             observation = status.observe_deployment(live.get(("Deployment", resource.name)))
             outcome = status.Outcome(generation, observation, problem=problem)
             await self._write_status(body, current_status, outcome)
             return {"problem": problem}
 
-        children = render_all(resource, self.content(resource), self.labels)
-        block = self.verdicts(resource).blocks(resource)
+        if resource.spec.redis.managed is not None:
+            secrets[redis_auth_name(resource)] = await credentials.ensure(self.client, resource)
+        digests = secret_hash.digests(resource, secrets)
+        self._digests[resource.uid] = digests
+        children = render_all(resource, self.content(resource), self.labels, digests)
+        verdict = self.verdicts(resource)
+        block = verdict.blocks(resource)
         workload_keys = {(o["kind"], o["metadata"]["name"]) for o in children.workload}
         try:
             result = await apply.sync(
@@ -168,23 +209,27 @@ class Reconciler:
                 owner_uid=resource.uid,
                 desired=children.all,
                 first_time=first_time and not current_status.get("observedGeneration"),
+                lister=self._children,
                 # Scaling (a replicas-only difference) is never held; a rollback makes desired == live.
                 hold=lambda obj, live: (
                     bool(block)
                     and (obj["kind"], obj["metadata"]["name"]) in workload_keys
                     and not scaling_only(obj, live)
                 ),
+                # A Secret rotation is a critical change: it passes FreezeNonCritical.
+                rotate_held=verdict.level == FreezeLevel.non_critical,
             )
         except apply.ApplyError as exc:
             # The apiserver refused a child (an immutable field, a webhook, RBAC): say so on the
             # resource, then let the caller decide about retries.
-            live, _ = await apply.list_children(self.client, resource.namespace, resource.name)
+            live, _ = await self._children(resource.namespace, resource.name)
             observation = status.observe_deployment(live.get(("Deployment", resource.name)))
             outcome = status.Outcome(generation, observation, problem=("ApplyFailed", str(exc)))
             await self._write_status(body, current_status, outcome)
             raise
         live_deployment = result.objects.get(("Deployment", resource.name))
         self._newest(resource.uid, live_deployment)
+        self._reconciled[resource.uid] = generation
         observation = status.observe_deployment(live_deployment)
         wanted_missing = [k for k in result.missing_kinds if k in _MONITORING_KINDS]
         held = ("FrozenByErrorBudget", block) if result.held and block else None
@@ -232,7 +277,12 @@ class Reconciler:
                 resource = api.parse(body)
             except ValidationError:
                 resource = None
-            if resource is not None and current.get("observedGeneration") != resource.generation:
+            uid = meta.get("uid", "")
+            if (
+                resource is not None
+                and current.get("observedGeneration") != resource.generation
+                and self._reconciled.get(uid) != resource.generation  # (its status may be waiting)
+            ):
                 # The indexed body may predate our own status write (we hold the lock now, so that
                 # write is done): read it fresh. If this generation is really not reconciled yet,
                 # its reconcile is queued (kopf retries it) and reads the Deployment itself.
@@ -242,39 +292,68 @@ class Reconciler:
                 body, current = fresh.body, dict(fresh.body.get("status") or {})
                 if current.get("observedGeneration") != int(body["metadata"].get("generation", 0)):
                     return {"skipped": "generation not reconciled yet"}
-            if not self._newest(meta.get("uid", ""), deployment):
+            version = _version(deployment)
+            if (
+                version is not None
+                and version == self._seen.get(uid)
+                and resource is not None
+                and self._reconciled.get(uid) == resource.generation
+            ):
+                return {"skipped": "Deployment snapshot already seen"}  # e.g. a restart's listing
+            if not self._newest(uid, deployment):
                 return {"skipped": "older Deployment snapshot"}
             ready = status.condition(current, status.READY) or {}
             if (
                 resource is None
                 or current.get("pending")
                 or ready.get("reason") in PROBLEM_REASONS
-                or not apply.contains(deployment, apply.stamped(workload.deployment(resource)))
+                or not apply.contains(
+                    deployment,
+                    apply.stamped(workload.deployment(resource, self._digests.get(resource.uid, NO_DIGESTS))),
+                )
             ):
                 return await self._reconcile(body)
+            waiting = self._waiting.get(uid)
+            if waiting is not None and waiting.outcome.generation == resource.generation:
+                missing = list(waiting.outcome.missing_monitoring)
+            else:
+                missing = list(current.get("monitoring") or [])
             outcome = status.Outcome(
                 resource.generation,
                 status.observe_deployment(deployment),
-                missing_monitoring=list(current.get("monitoring") or []),
+                missing_monitoring=missing,
                 applied_image=resource.spec.image,
             )
             await self._write_status(body, current, outcome)
             return {"refreshed": True}
 
-    async def _missing_secret(self, resource: AgentDeployment) -> tuple[str, str] | None:
-        for ref in service_env.referenced_secrets(resource):
-            got = await self.client.get("v1", "secrets", resource.namespace, ref.name)
-            if got.outcome is Outcome.NOT_FOUND:
-                return "SecretMissing", f"Secret {resource.namespace}/{ref.name} does not exist."
-            if not got.ok:
-                return "SecretUnreadable", f"Secret {resource.namespace}/{ref.name}: {got.message}"
-            data = (got.body or {}).get("data") or {}
-            if ref.key not in data:
-                return "SecretKeyMissing", f"Secret {resource.namespace}/{ref.name} has no key {ref.key!r}."
-        return None
+    async def _read_secrets(self, resource: AgentDeployment) -> tuple[tuple[str, str] | None, dict[str, Any]]:
+        """(the first missing Secret or key, named by the field that refers to it, or None; the data
+        of the Secrets read, by name).
+
+        The data feeds only the Pods' secrets digest (``shepherd.render.secret_hash``), never a log.
+        """
+        found: dict[str, Any] = {}
+        for path, ref in service_env.referenced_secrets(resource):
+            where = f"{path}: Secret {resource.namespace}/{ref.name}"
+            if ref.name not in found:
+                got = await self.client.get("v1", "secrets", resource.namespace, ref.name)
+                if got.outcome is Outcome.NOT_FOUND:
+                    return ("SecretMissing", f"{where} does not exist."), found
+                if not got.ok:
+                    return ("SecretUnreadable", f"{where}: {got.message}"), found
+                found[ref.name] = (got.body or {}).get("data") or {}
+            if ref.key not in found[ref.name]:
+                return ("SecretKeyMissing", f"{where} has no key {ref.key!r}."), found
+        return None, found
 
     async def _write_status(
-        self, body: dict[str, Any], current: dict[str, Any], outcome: status.Outcome
+        self,
+        body: dict[str, Any],
+        current: dict[str, Any],
+        outcome: status.Outcome,
+        *,
+        observed_at: str | None = None,
     ) -> None:
         """Write our part of the status if it changed, never clobbering another writer's.
 
@@ -283,6 +362,7 @@ class Reconciler:
         metadata, so neither is a conflict and no ``resourceVersion`` precondition is sent. What
         our fields were is known here: ``_freshest`` starts from our own last write when kopf's
         body predates it, and a write for an older generation than one already written is dropped.
+        A status that may settle waits (``_wait``); ``observed_at`` is the time of a waited one.
         """
         fresher = self._freshest(body)
         if fresher is not body:
@@ -294,9 +374,14 @@ class Reconciler:
             current.get("observedGeneration") or 0
         ) > outcome.generation:
             return  # the spec moved on: the update handler reconciles it
-        new = status.compute(current, outcome)
+        new = status.compute(current, outcome, observed_at)
         if status.patch_for(current, new) is None:
+            self._stop_waiting(uid)
             return
+        if observed_at is None and self._may_settle(current, new):
+            self._wait(uid, body, outcome)
+            return
+        self._stop_waiting(uid)
         log.debug("%s/%s: status %s", meta["namespace"], meta["name"], new)
         res = await self.client.apply_status(
             api.API_VERSION, api.KIND, api.PLURAL, meta["namespace"], meta["name"], status.applied(new)
@@ -322,6 +407,56 @@ class Reconciler:
         for event in status.events_for(current, new):
             await self.client.create_event(meta["namespace"], _event(body, event))
 
+    # -- statuses that wait for a rollout to settle ------------------------------------------------
+
+    def _may_settle(self, current: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether ``new`` only reports a rollout under way (see the module docstring)."""
+        if self.settle_seconds <= 0:
+            return False
+        progressing = status.condition(new, status.PROGRESSING) or {}
+        if progressing.get("status") != "True" or status.events_for(current, new):
+            return False
+        if current.get("pending") != new.get("pending"):
+            return False
+        before, after = status.condition(current, status.READY), status.condition(new, status.READY) or {}
+        return before is None or (before.get("status"), before.get("reason")) == (
+            after.get("status"),
+            after.get("reason"),
+        )
+
+    def _wait(self, uid: str, body: dict[str, Any], outcome: status.Outcome) -> None:
+        waiting = self._waiting.get(uid)
+        if waiting is not None:  # a newer observation; the time it may wait is not extended
+            waiting.body, waiting.outcome, waiting.observed_at = body, outcome, status.now()
+            return
+        timer = asyncio.get_running_loop().call_later(self.settle_seconds, self._flush_later, uid)
+        self._waiting[uid] = _Waiting(body, outcome, status.now(), timer)
+
+    def _stop_waiting(self, uid: str) -> None:
+        waiting = self._waiting.pop(uid, None)
+        if waiting is not None:
+            waiting.timer.cancel()
+
+    def _flush_later(self, uid: str) -> None:
+        task = asyncio.create_task(self._flush(uid), name=f"status-{uid}")
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, uid: str) -> None:
+        """The rollout did not settle in time: write the status it waited with."""
+        async with self._lock(uid):
+            waiting = self._waiting.pop(uid, None)
+            if waiting is None:
+                return  # written or superseded meanwhile
+            body = waiting.body
+            try:
+                await self._write_status(
+                    body, dict(body.get("status") or {}), waiting.outcome, observed_at=waiting.observed_at
+                )
+            except KubeError as exc:  # the next child event or resync writes it
+                meta = body["metadata"]
+                log.warning("%s/%s: status not written: %s", meta["namespace"], meta["name"], exc)
+
 
 def _version(obj: dict[str, Any] | None) -> int | None:
     """An object's resourceVersion as a number (etcd's revision), None if it is not one."""
@@ -333,7 +468,7 @@ def _version(obj: dict[str, Any] | None) -> int | None:
 
 def _short(exc: ValidationError) -> str:
     errors = exc.errors()[:3]
-    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
 
 
 def _event(body: dict[str, Any], event: status.EventSpec) -> dict[str, Any]:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
+from agent_service.api.usage import local_usage_listener
 from agent_service.app import create_app, drain
 from agent_service.observability.logging import configure_logging
-from agent_service.observability.tracing import configure_tracing
+from agent_service.observability.tracing import configure_tracing, instrument_http_clients
 from agent_service.settings import SettingsError, load_settings
 
 # After the runs have drained, open connections (idle keep-alives) get this long to close.
@@ -32,6 +34,10 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.app = app
         self._drain_task: asyncio.Task | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        async with local_usage_listener(self.app.state.settings):  # GET /usage when auth is off
+            await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig != signal.SIGTERM or self._drain_task is not None or self.should_exit:
@@ -64,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     # Process-wide, so here and not in create_app: tests build many apps in one process.
     configure_logging(settings.log_level)
     configure_tracing(settings)
+    instrument_http_clients()
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -10,13 +10,15 @@ import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.params import Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, crons, health, runs, threads
+from agent_service.api import assistants, crons, health, runs, threads, usage
+from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graphs
-from agent_service.llm import LLMError
+from agent_service.llm import LLMError, shared_llm
 from agent_service.observability.logging import RequestContextMiddleware
 from agent_service.observability.metrics import MetricsMiddleware, metrics_endpoint
 from agent_service.observability.tracing import TracingMiddleware
@@ -25,6 +27,7 @@ from agent_service.runtime import Runtime
 from agent_service.security.auth import Authenticator, authenticate
 from agent_service.security.body_limit import BodySizeLimitMiddleware
 from agent_service.security.headers import ResponseHeadersMiddleware
+from agent_service.security.input_limits import apply_input_limits
 from agent_service.security.ratelimit import RateLimiter, enforce_rate_limit
 from agent_service.settings import Settings
 from agent_service.state import RedisSaver, connection
@@ -75,9 +78,16 @@ def _middleware(settings: Settings) -> list[Middleware]:
 
 
 def _api_dependencies(settings: Settings) -> list[Depends]:
-    """Dependencies of every API route except the probes: auth first, then rate limits."""
+    """Dependencies of every API route except the probes: auth first, then rate limits, then the
+    input limits the body is parsed with (dependencies run before FastAPI reads the body), then the
+    spend gate of new runs."""
     # enforce_rate_limit depends on authenticate itself; FastAPI runs it once per request (cached).
-    return [Depends(authenticate), Depends(enforce_rate_limit)]
+    return [
+        Depends(authenticate),
+        Depends(enforce_rate_limit),
+        Depends(apply_input_limits),
+        Depends(usage.admit_run),
+    ]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -119,8 +129,19 @@ async def drain(runtime: Runtime) -> None:
     await runtime.engine.stop(runtime.settings.drain_grace_seconds)
 
 
+async def start_gateway(settings: Settings) -> Gateway | None:
+    """The LLM gateway on loopback, the SDKs pointed at it: before the graph loads (see gateway/)."""
+    if not settings.llm_gateway:
+        return None
+    gateway = Gateway(shared_llm(settings), settings.llm_gateway_port)
+    await gateway.start()
+    gateway.point_sdks_here()
+    return gateway
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    gateway = await start_gateway(app.state.settings)
     runtime = build_runtime(app.state.settings)
     app.state.runtime = runtime
     await runtime.engine.start()
@@ -129,6 +150,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await drain(runtime)
         await runtime.engine.blocking.aclose()
+        if gateway is not None:  # after the drain: runs still call their models until they end
+            await gateway.stop()
         await runtime.redis.aclose()
 
 
@@ -144,6 +167,11 @@ def _install_error_mapping(app: FastAPI, settings: Settings) -> None:
     async def state_store_unavailable(_: Request, error: Exception) -> JSONResponse:
         return _retry_later(settings, "the state store (Redis) is unavailable; retry later")
 
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def state_store_full(_: Request, error: Exception) -> JSONResponse:
+        # maxmemory with noeviction: Redis refuses writes rather than dropping conversations.
+        return _retry_later(settings, "the state store (Redis) is full; retry later")
+
     @app.exception_handler(LLMError)
     async def llm_unavailable(_: Request, error: LLMError) -> JSONResponse:
         # Budget refusals are 429, open circuits / exhausted fallbacks 503, provider refusals 502.
@@ -155,7 +183,23 @@ def _install_error_mapping(app: FastAPI, settings: Settings) -> None:
         return JSONResponse({"detail": str(error)}, status_code=409)
 
 
+def _install_docs(app: FastAPI, dependencies: Any) -> None:
+    """``/openapi.json`` and ``/docs`` behind the API's own auth (and rate limits): with auth on, the
+    API's shape is not for anonymous callers either. (FastAPI's built-in routes take no dependencies.)"""
+
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - Swagger UI")
+
+    app.add_api_route("/openapi.json", openapi_document, include_in_schema=False, dependencies=dependencies)
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False, dependencies=dependencies)
+
+
 def create_app(settings: Settings) -> FastAPI:
+    # With auth on, the documentation routes are added behind it (_install_docs), not FastAPI's own.
+    docs = {"openapi_url": None, "docs_url": None, "redoc_url": None} if settings.auth_enabled else {}
     app = FastAPI(
         title="Shepherd agent service",
         summary="LangGraph Server API for one graph, with state in Redis",
@@ -163,6 +207,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         middleware=_middleware(settings),
         generate_unique_id_function=_operation_id,
+        **docs,
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
@@ -174,4 +219,8 @@ def create_app(settings: Settings) -> FastAPI:
     # crons before the stateless runs: /runs/crons/... must not be taken for a run id.
     for router in (assistants.router, threads.router, crons.router, runs.thread_runs, runs.stateless_runs):
         app.include_router(router, dependencies=api_dependencies)
+    if settings.auth_enabled:
+        _install_docs(app, api_dependencies)
+        # Without auth, GET /usage is on the loopback listener only (api/usage.py).
+        app.include_router(usage.router, dependencies=[*api_dependencies, Depends(usage.require_admin)])
     return app

@@ -6,10 +6,19 @@ new concern as a new block (field names map to upper-case environment variables)
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -25,6 +34,54 @@ class SettingsError(ValueError):
             name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
             lines.append(f"  {name}: {problem['msg']}")
         super().__init__("invalid agent-service settings:\n" + "\n".join(lines))
+
+
+class ChainPrice(BaseModel):
+    """USD per million tokens of one chain entry, replacing the pricing table (llm/pricing.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
+#: Secret fields of a chain entry, each read from LLM_CHAIN_<index>_<FIELD> (set from Secrets).
+CHAIN_SECRETS = (
+    "api_key",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "google_credentials",
+)
+_CHAIN_REQUIRED = {"anthropic": ("api_key",), "bedrock": ("region",), "vertex": ("region", "project_id")}
+
+
+class ChainEntry(BaseModel):
+    """One model of the fallback chain (LLM_CHAIN is a JSON list of these, primary first)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    provider: Literal["anthropic", "bedrock", "vertex", "openai", "stub"]
+    model: str = Field(min_length=1, max_length=256)
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    region: str | None = None
+    project_id: str | None = None
+    max_input_tokens: int | None = Field(default=None, ge=1)
+    pricing: ChainPrice | None = None
+    api_key: SecretStr | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    google_credentials: SecretStr | None = None  # a service account key (JSON)
+
+    @model_validator(mode="after")
+    def _provider_settings(self) -> ChainEntry:
+        missing = [name for name in _CHAIN_REQUIRED.get(self.provider, ()) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"provider {self.provider} needs {' and '.join(missing)}")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("aws_access_key_id and aws_secret_access_key go together")
+        return self
 
 
 class Settings(BaseSettings):
@@ -134,6 +191,46 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="USD per tenant per UTC day; 0 = none."
     )
 
+    # --- spend and usage (agent_service/llm/budget.py, agent_service/usage.py) ---------------
+    spend_budget_usd_per_day: float = Field(
+        default=0.0, ge=0, description="The deployment's USD per UTC day (costBudget); 0 = none."
+    )
+    spend_budget_usd_per_month: float = Field(
+        default=0.0, ge=0, description="The deployment's USD per calendar month (UTC); 0 = none."
+    )
+    spend_budget_enforce: bool = Field(
+        default=False, description="Refuse runs and model calls (429) once a deployment budget is spent."
+    )
+    usage_retention_days: int = Field(
+        default=90, ge=1, le=3660, description="Days the per-tenant usage counters are kept."
+    )
+    usage_local_address: str = Field(
+        default="",
+        description="Without auth, GET /usage is served only on this host:port (the operator: loopback).",
+    )
+
+    # --- models across providers (agent_service/llm, llm/gateway) ------------------------------
+    llm_chain: list[ChainEntry] = Field(
+        default=[],
+        description=(
+            "JSON list of chain entries (provider, model, settings), primary first; secrets from "
+            "LLM_CHAIN_<i>_<FIELD>. Set: replaces ANTHROPIC_API_KEY/LLM_MODEL/LLM_FALLBACK_MODELS."
+        ),
+    )
+    llm_gateway: bool = Field(default=True, description="Serve graphs' own SDK clients (see gateway/).")
+    llm_gateway_port: int = Field(
+        default=0, ge=0, le=65535, description="Loopback port of the LLM gateway; 0 = any free port."
+    )
+    llm_degraded_reply: str | None = Field(
+        default=None, max_length=4096, description="Answer when every model fails (marked degraded)."
+    )
+    llm_context_overflow: Literal["trim", "refuse"] = Field(
+        default="trim", description="Messages over a model's input limit: drop the oldest turns, or refuse."
+    )
+    llm_cache_ttl_seconds: int = Field(
+        default=0, ge=0, description="Response cache of temperature-0 calls in Redis; 0 = off."
+    )
+
     # --- security (agent_service/security) ---------------------------------------------------
     auth_jwt_secret: SecretStr | None = Field(
         default=None, description="HS256 secret (32+ bytes); enables auth."
@@ -144,11 +241,20 @@ class Settings(BaseSettings):
     auth_issuer: str | None = Field(default=None, description="Required `iss` (mandatory with JWKS).")
     auth_audience: str | None = Field(default=None, description="Required `aud` (mandatory with JWKS).")
     auth_tenant_claim: str = Field(default="tenant", description="Claim naming the caller's tenant.")
+    auth_roles_claim: str = Field(
+        default="roles", description="Claim with the caller's roles; `admin` may read GET /usage."
+    )
     rate_limit_user_per_minute: int = Field(
         default=0, ge=0, description="Requests per user per minute; 0 = off."
     )
     rate_limit_tenant_per_minute: int = Field(default=0, ge=0, description="Requests per tenant per minute.")
     max_request_body_bytes: int = Field(default=1_048_576, ge=1, description="Larger bodies get 413.")
+    run_input_max_string_chars: int = Field(
+        default=100_000, ge=1, description="Longest string in a run's input or a state update (422 above)."
+    )
+    run_input_max_depth: int = Field(
+        default=32, ge=1, description="Deepest nesting of objects and lists in a run's input (422 above)."
+    )
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(
         default=[], description="Comma-separated origins allowed by CORS; empty = no CORS headers."
     )
@@ -159,6 +265,25 @@ class Settings(BaseSettings):
     )
     otel_service_name: str = Field(default="agent-service", description="service.name of traces.")
     log_level: str = Field(default="INFO", description="Root log level.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chain_secrets(cls, values: Any) -> Any:
+        """Each entry's secrets from LLM_CHAIN_<i>_<FIELD>: Secrets reach the Pod one variable each."""
+        chain = values.get("llm_chain") if isinstance(values, dict) else None
+        if not isinstance(chain, list):
+            return values
+        entries = []
+        for index, entry in enumerate(chain):
+            if isinstance(entry, dict):
+                found = {
+                    f: os.environ[v]
+                    for f in CHAIN_SECRETS
+                    if (v := f"LLM_CHAIN_{index}_{f.upper()}") in os.environ
+                }
+                entry = {**found, **entry}
+            entries.append(entry)
+        return {**values, "llm_chain": entries}
 
     @field_validator("agent_graph")
     @classmethod
@@ -179,6 +304,14 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("usage_local_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"must be host:port (e.g. 127.0.0.1:8082) or empty, got {value!r}")
         return value
 
     @field_validator("log_level")

@@ -5,6 +5,7 @@ and background traffic against every bridged agent Pod."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -43,8 +44,8 @@ def cond(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 def agent_manifest(name: str, image: str, fake_url: str, redis_url: str) -> dict[str, Any]:
     """One replica on Claude (the fake server), a 1m SLO window and a policy that freezes fast.
 
-    Latency is the SLI the stories burn: a failed run still answers 200 (LangGraph Server
-    semantics), so LLM errors never reach the availability SLI; a slow LLM reaches latency.
+    Runs are the SLI events: a slow LLM burns the latency budget (runs over 2.5 s), an LLM outage
+    the availability budget (failed runs, although each still answers 200).
     """
     return {
         "apiVersion": api.API_VERSION,
@@ -57,11 +58,11 @@ def agent_manifest(name: str, image: str, fake_url: str, redis_url: str) -> dict
                 "provider": "anthropic",
                 "name": "claude-sonnet-4-5",
                 "apiKeySecretRef": {"name": "anthropic", "key": "api-key"},
+                "baseUrl": fake_url,
                 "maxRetries": 0,
                 "timeoutSeconds": 5,
             },
             "circuitBreaker": {"failureThreshold": 3, "recoveryTimeoutSeconds": 2, "halfOpenMaxCalls": 1},
-            "env": [{"name": "ANTHROPIC_BASE_URL", "value": fake_url}],
             "redis": {"external": {"url": redis_url}},
             "slo": {
                 "window": "1m",
@@ -83,18 +84,30 @@ def agent_manifest(name: str, image: str, fake_url: str, redis_url: str) -> dict
     }
 
 
+#: The stories' rules: the 1m SLO window scraped and evaluated every second, circuit alerts after
+#: 3 s, spend summed in 5 s steps (status.spend).
+STORY_RULES = RuleConfig(
+    scrape_interval=timedelta(seconds=1),
+    evaluation_interval=timedelta(seconds=1),
+    circuit_open_for=timedelta(seconds=3),
+    all_circuits_open_for=timedelta(seconds=3),
+    spend_step=timedelta(seconds=5),
+)
+
+
+def start_story_prometheus(workdir: Path) -> PrometheusServer:
+    """A Prometheus with the generated rules for a 1m SLO window (STORY_RULES)."""
+    server = components.start_prometheus(workdir)
+    rules = workdir / "shepherd-rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": rule_groups(["1m"], STORY_RULES)}, sort_keys=False))
+    server.set_rule_files([rules])
+    return server
+
+
 @pytest.fixture
 def prom(tmp_path: Path) -> Iterator[PrometheusServer]:
     """A Prometheus of this test alone (it may be killed) with the generated rules for a 1m window."""
-    server = components.start_prometheus(tmp_path)
-    config = RuleConfig(
-        scrape_interval=timedelta(seconds=1),
-        evaluation_interval=timedelta(seconds=1),
-        circuit_open_for=timedelta(seconds=3),
-    )
-    rules = tmp_path / "shepherd-rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": rule_groups(["1m"], config)}, sort_keys=False))
-    server.set_rule_files([rules])
+    server = start_story_prometheus(tmp_path)
     yield server
     server.stop()
 
@@ -124,6 +137,22 @@ def operator_process(
         },
     )
     return operator, {"targets": [f"127.0.0.1:{port}"], "labels": {"job": "shepherd-operator"}}
+
+
+QUESTION = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}}
+#: The provider's total outage: every call answered 529 (overloaded).
+OUTAGE = {"kind": "status", "status": 529, "times": 1_000_000}
+
+
+def ask_wait_or_stream(http: httpx.Client, pod: BridgedPod) -> int:
+    """One run, waited on or streamed (half each): the status code of its HTTP answer."""
+    url = f"http://127.0.0.1:{pod.port}"
+    if uuid.uuid4().int % 2:
+        return http.post(f"{url}/runs/wait", json=QUESTION).status_code
+    with http.stream("POST", f"{url}/runs/stream", json={**QUESTION, "stream_mode": ["values"]}) as response:
+        for _ in response.iter_bytes():
+            pass
+        return response.status_code
 
 
 class Traffic:

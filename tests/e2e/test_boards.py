@@ -5,8 +5,9 @@ in the freeze story (control plane, operator process scraped for its own /metric
 the PodBridge, the ``anthropic`` SDK against the fake server, Redis, Prometheus with the generated rules
 for a 1m window). The scenario exercises everything a panel needs: JWT users streaming and waiting on
 runs, a user over the per-user rate limit, a request over the token budget, the primary model failing
-(its circuit opens, the fallback model answers), then a slow LLM that burns the latency budget until
-the operator freezes rollouts. Then each query of ``dashboards.queries()`` runs as Grafana runs it (a
+(its circuit opens, the fallback model answers), the fallback failing for a while too (runs fail:
+failures by reason), spend against a cost budget, then a slow LLM that burns the latency budget
+until the operator freezes rollouts. Then each query of ``dashboards.queries()`` runs as Grafana runs it (a
 range query over the scenario, the board's variables set to this AgentDeployment) and must return at
 least one finite value.
 """
@@ -48,6 +49,7 @@ def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
     spec["rateLimits"] = {"perUserPerMinute": PER_USER_PER_MINUTE}
     spec["tokenBudget"] = {"maxTokensPerRequest": MAX_TOKENS_PER_REQUEST}
     spec["slo"]["ttft"] = {"target": 90, "thresholdSeconds": 2}
+    spec["costBudget"] = {"usdPerDay": 5, "usdPerMonth": 100}
     return body
 
 
@@ -110,6 +112,12 @@ def test_every_panel_shows_data_during_an_incident(
         fake.state.add_faults({"kind": "status", "status": 500, "times": 1_000_000, "model": PRIMARY})
         prom.wait_for_query(f'max(agent_circuit_state{{agentdeployment="{NAME}"}}) == 2', timeout=60)
         prom.wait_for_query(f'shepherd:agent_llm_fallback:ratio_rate10m{{agentdeployment="{NAME}"}} > 0')
+
+        # The fallback fails twice too (below its circuit's threshold): two runs end in an error.
+        fake.state.add_faults({"kind": "status", "status": 529, "times": 2, "model": FALLBACK})
+        prom.wait_for_query(
+            f'sum(agent_runs_total{{agentdeployment="{NAME}", outcome="error"}}) > 0', timeout=60
+        )
 
         # The LLM turns slow: the latency budget burns until the operator freezes rollouts.
         fake.state.add_faults({"kind": "latency", "seconds": 3, "times": 1_000_000})

@@ -28,31 +28,38 @@ class AuditCounter:
 
     def mark(self) -> None:
         self.offset = self.path.stat().st_size
+        self._read_to = self.offset  # read incrementally: at fleet scale the log grows by megabytes
+        self._entries: list[dict[str, Any]] = []
 
     def _ours(self, entry: dict[str, Any]) -> bool:
         if self.username is not None:
             return entry.get("user", {}).get("username") == self.username
         return str(entry.get("userAgent", "")).startswith(self.user_agents)
 
-    def entries(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Completed requests (watches count once, when they start streaming)."""
+    def _read(self) -> None:
+        """Parse the complete lines written since the last read (a line still being written waits)."""
         with self.path.open("rb") as log:
-            log.seek(self.offset)
-            lines = log.read().splitlines()
-        out = []
-        for line in lines:
+            log.seek(self._read_to)
+            chunk = log.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._read_to += len(complete)
+        for line in complete.splitlines():
             try:
                 entry = json.loads(line)
-            except ValueError:  # a line still being written
+            except ValueError:
                 continue
             if entry.get("stage") not in ("ResponseComplete", "ResponseStarted") or not self._ours(entry):
                 continue
             if entry["stage"] == "ResponseStarted" and entry.get("verb") != "watch":
                 continue
-            if namespace is not None and (entry.get("objectRef") or {}).get("namespace") != namespace:
-                continue
-            out.append(entry)
-        return out
+            self._entries.append(entry)
+
+    def entries(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Completed requests (watches count once, when they start streaming)."""
+        self._read()
+        if namespace is None:
+            return list(self._entries)
+        return [e for e in self._entries if (e.get("objectRef") or {}).get("namespace") == namespace]
 
     def verbs(self, namespace: str | None = None) -> Counter[str]:
         return Counter(entry["verb"] for entry in self.entries(namespace))

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shepherd import rbac
+
 from .binaries import REPO
+from .processes import wait_until
 
 OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
 
@@ -16,9 +19,17 @@ OPERATOR_BIN = Path(sys.executable).parent / "shepherd-operator"
 class OperatorProcess:
     """`shepherd-operator` watching one namespace, logging to a file."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ):
         self.kubeconfig, self.namespace, self.log_path = kubeconfig, namespace, log_path
         self.extra_env = env or {}
+        self.extra_args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
@@ -31,7 +42,7 @@ class OperatorProcess:
         env.pop("KUBERNETES_SERVICE_HOST", None)  # never pick up an in-cluster config by accident
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(OPERATOR_BIN), "--namespace", self.namespace, "--verbose"],
+                [str(OPERATOR_BIN), "--namespace", self.namespace, "--verbose", *self.extra_args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -60,3 +71,29 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def operator_account(cluster, namespace: str, name: str, role: str) -> Path:
+    """A ServiceAccount ``namespace/name`` bound to the operator's ClusterRole ``role`` (created if
+    absent) and to the leader election's Role in ``namespace``; returns its kubeconfig. Each account
+    is one identity in the audit log, so two operator processes' requests can be told apart."""
+    cluster.kubectl("create", "serviceaccount", name, "-n", namespace)
+    lease_role = f"{name}-leader-election"
+    cluster.apply(
+        rbac.cluster_role(role),
+        rbac.cluster_role_binding(namespace, name, name=f"{role}-{name}", role=role),
+        rbac.lease_role(namespace, name=lease_role),
+        rbac.lease_role_binding(namespace, name, name=lease_role),
+    )
+    user = f"system:serviceaccount:{namespace}:{name}"
+
+    def bound() -> bool:  # the authorizer's cache takes a moment to see new bindings
+        checks = [("update", "leases.coordination.k8s.io"), ("patch", "agentdeployments.shepherd.dev/status")]
+        can = [
+            cluster.kubectl("auth", "can-i", v, w, "-n", namespace, f"--as={user}", check=False)
+            for v, w in checks
+        ]
+        return all(result.returncode == 0 for result in can)
+
+    wait_until(bound, timeout=30, what=f"RBAC of {user} in effect", interval=0.5)
+    return cluster.kubeconfig_for_serviceaccount(namespace, name)

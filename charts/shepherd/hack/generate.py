@@ -6,6 +6,7 @@
 Helm reads files inside the chart only, so what the chart ships from elsewhere is copied here:
 
 - ``files/rbac-rules.yaml``: the ClusterRole rules, from ``shepherd.rbac.rules()``;
+- ``files/leader-election-rules.yaml``: the leader election Role's, from ``shepherd.rbac.lease_rules()``;
 - ``files/rules/*.yaml``: the generated rule files of ``alerts/`` (``python -m shepherd.slo``);
 - ``files/dashboards/*.json``: the generated boards of ``dashboards/`` (``python -m dashboards.build``);
 - the values table of ``README.md`` (between its markers), from the ``# --`` comments of values.yaml.
@@ -29,10 +30,12 @@ RULE_FILES = ("shepherd-operator-rules.yaml", "shepherd-rules.yaml")
 RBAC_HEADER = "# DO NOT EDIT: generated from operator/shepherd/rbac.py by charts/shepherd/hack/generate.py.\n"
 
 
-def rbac_rules_yaml() -> str:
+def rbac_rules_yaml(rules: str = "rules") -> str:
     from shepherd import rbac
 
-    return RBAC_HEADER + yaml.safe_dump(rbac.rules(), sort_keys=False, default_flow_style=None, width=110)
+    found = getattr(rbac, rules)()
+    header = RBAC_HEADER.replace("rbac.py", f"rbac.py ({rules}())")
+    return header + yaml.safe_dump(found, sort_keys=False, default_flow_style=None, width=110)
 
 
 BEGIN, END = "<!-- values:begin (generated) -->", "<!-- values:end -->"
@@ -74,7 +77,10 @@ def readme(current: str) -> str:
 
 def generated_files() -> dict[Path, str]:
     """Path in the chart -> content."""
-    files = {CHART / "files" / "rbac-rules.yaml": rbac_rules_yaml()}
+    files = {
+        CHART / "files" / "rbac-rules.yaml": rbac_rules_yaml(),
+        CHART / "files" / "leader-election-rules.yaml": rbac_rules_yaml("lease_rules"),
+    }
     files[CHART / "README.md"] = readme((CHART / "README.md").read_text())
     for name in RULE_FILES:
         files[CHART / "files" / "rules" / name] = (REPO / "alerts" / name).read_text()

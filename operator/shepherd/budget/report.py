@@ -1,12 +1,12 @@
 """The part of an AgentDeployment's status the budget watcher owns, and the Events that go with it. Pure.
 
-Owned keys: ``errorBudget``, ``freeze``, ``circuits``, ``circuitsSummary`` and the conditions
+Owned keys: ``errorBudget``, ``spend``, ``freeze``, ``circuits``, ``circuitsSummary`` and the conditions
 ``ErrorBudgetHealthy``, ``Frozen``, ``CircuitsClosed`` and ``PrometheusReachable`` (merged into the
 shared ``conditions`` list with ``shepherd.status.set_conditions``, which keeps the others).
 
 To keep the fleet's writes cheap, numbers are rounded (percent to 0.1, burn rates to 0.01) and
-``evaluatedAt`` alone does not justify a write: ``needs_write`` ignores it until it is older than the
-refresh period.
+``evaluatedAt`` (of ``errorBudget`` and ``spend``) alone does not justify a write: ``needs_write``
+ignores it until it is older than the refresh period.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shepherd import status as core_status
-from shepherd.api import ConditionStatus, ErrorBudgetPolicy, FreezeLevel
+from shepherd.api import ConditionStatus, CostBudget, ErrorBudgetPolicy, FreezeLevel
 from shepherd.budget import policy
 from shepherd.budget.snapshot import Snapshot
 from shepherd.status import ConditionUpdate, EventSpec
 
-OWNED_KEYS = ("errorBudget", "freeze", "circuits", "circuitsSummary", "conditions")
+OWNED_KEYS = ("errorBudget", "spend", "freeze", "circuits", "circuitsSummary", "conditions")
 OWNED_CONDITIONS = (
     core_status.FROZEN,
     core_status.ERROR_BUDGET_HEALTHY,
@@ -58,13 +58,23 @@ def _circuits(
         out.append({"name": name, "state": state, "since": since})
         old_state = (old or {}).get("state", "closed")
         if state == "open" and old_state != "open":
-            events.append(EventSpec("Warning", "CircuitOpen", f"LLM circuit {name} is open."))
+            events.append(
+                EventSpec("Warning", "CircuitOpen", f"{circuit_kind(name)} circuit {name} is open.")
+            )
         elif state == "closed" and old_state != "closed":
-            events.append(EventSpec("Normal", "CircuitClosed", f"LLM circuit {name} closed again."))
+            events.append(
+                EventSpec("Normal", "CircuitClosed", f"{circuit_kind(name)} circuit {name} closed again.")
+            )
     for name, old in before.items():
         if name not in observed and old.get("state") != "closed":
-            events.append(EventSpec("Normal", "CircuitClosed", f"LLM circuit {name} no longer reported."))
+            text = f"{circuit_kind(name)} circuit {name} no longer reported."
+            events.append(EventSpec("Normal", "CircuitClosed", text))
     return out, events
+
+
+def circuit_kind(name: str) -> str:
+    """`Tool` for a wrapped tool's circuit (`tool:<name>`), `LLM` for a model's (`<provider>:<model>`)."""
+    return "Tool" if name.startswith("tool:") else "LLM"
 
 
 def circuits_summary(circuits: list[Mapping[str, Any]]) -> str:
@@ -91,6 +101,7 @@ def compute(
     annotations: Mapping[str, str],
     overrides: list[Mapping[str, Any]],
     now: dt.datetime,
+    cost_budget: CostBudget | None = None,
 ) -> Update:
     """The new budget-owned status from the current status and this evaluation's observations."""
     at = policy.rfc3339(now)
@@ -159,7 +170,10 @@ def compute(
     else:
         circuits = list(current.get("circuits") or [])
 
-    updates = _conditions(new_state, result.waiting, budget_policy, error_budget, circuits, reachability)
+    top_reason = snapshot.top_failure_reason if usable and snapshot is not None else None
+    updates = _conditions(
+        new_state, result.waiting, budget_policy, error_budget, circuits, reachability, top_reason
+    )
     conditions = core_status.set_conditions(current.get("conditions") or [], updates, generation, at)
     old_reach = core_status.condition(dict(current), core_status.PROMETHEUS_REACHABLE)
     if not reachability.ok and (old_reach is None or old_reach.get("status") != "False"):
@@ -169,6 +183,7 @@ def compute(
 
     new = {
         "errorBudget": error_budget,
+        "spend": _spend(current.get("spend"), snapshot, reachability, cost_budget or CostBudget(), at),
         "freeze": freeze,
         "circuits": circuits,
         "circuitsSummary": circuits_summary(circuits),
@@ -178,6 +193,34 @@ def compute(
     return Update(new, events, lifted)
 
 
+def _spend(
+    old: Mapping[str, Any] | None,
+    snapshot: Snapshot | None,
+    reachability: Reachability,
+    cost_budget: CostBudget,
+    at: str,
+) -> dict[str, Any] | None:
+    """Spend today and this month, and their share of the budgets; kept as it was without data."""
+    if not reachability.ok or snapshot is None or snapshot.spend_today is None:
+        return dict(old) if old else None
+    spend: dict[str, Any] = {"todayUsd": round(snapshot.spend_today, 4)}
+    month = snapshot.spend_month if snapshot.spend_month is not None else snapshot.spend_today
+    spend["monthUsd"] = round(max(month, snapshot.spend_today), 4)
+    if cost_budget.usd_per_day:
+        spend["todayPercent"] = round(100 * spend["todayUsd"] / cost_budget.usd_per_day, 1)
+    if cost_budget.usd_per_month:
+        spend["monthPercent"] = round(100 * spend["monthUsd"] / cost_budget.usd_per_month, 1)
+    spend["evaluatedAt"] = at
+    return spend
+
+
+def _with_reason(text: str, top_reason: tuple[str, float] | None) -> str:
+    if top_reason is None:
+        return text + "."
+    reason, share = top_reason
+    return f"{text}; top failure reason: {reason} ({share:.0%} of failed runs)."
+
+
 def _conditions(
     state: policy.PolicyState,
     waiting: str | None,
@@ -185,6 +228,7 @@ def _conditions(
     error_budget: Mapping[str, Any],
     circuits: list[Mapping[str, Any]],
     reachability: Reachability,
+    top_reason: tuple[str, float] | None = None,
 ) -> list[ConditionUpdate]:
     yes, no, unknown = ConditionStatus.true, ConditionStatus.false, ConditionStatus.unknown
     updates = []
@@ -218,7 +262,9 @@ def _conditions(
                 core_status.ERROR_BUDGET_HEALTHY,
                 yes,
                 "WithinBudget",
-                f"{consumed:g}% of the error budget consumed, below every policy step.",
+                _with_reason(
+                    f"{consumed:g}% of the error budget consumed, below every policy step", top_reason
+                ),
             )
         )
     else:
@@ -227,7 +273,7 @@ def _conditions(
                 core_status.ERROR_BUDGET_HEALTHY,
                 no,
                 "PolicyStepReached",
-                policy.describe(budget_policy, state.step, float(consumed)) + ".",
+                _with_reason(policy.describe(budget_policy, state.step, float(consumed)), top_reason),
             )
         )
 
@@ -244,7 +290,7 @@ def _conditions(
                 core_status.CIRCUITS_CLOSED,
                 yes,
                 "AllClosed" if circuits else "NoCircuits",
-                "Every LLM circuit is closed." if circuits else "No LLM circuit reported.",
+                "Every model and tool circuit is closed." if circuits else "No circuit reported.",
             )
         )
     return updates
@@ -257,7 +303,8 @@ def needs_write(
 
     def without_stamp(value: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: value.get(k) for k in OWNED_KEYS}
-        out["errorBudget"] = {k: v for k, v in (out["errorBudget"] or {}).items() if k != "evaluatedAt"}
+        for stamped in ("errorBudget", "spend"):
+            out[stamped] = {k: v for k, v in (out[stamped] or {}).items() if k != "evaluatedAt"}
         out["conditions"] = [
             {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in (out["conditions"] or [])
         ]

@@ -4,7 +4,7 @@ Every ``interval`` seconds (``SHEPHERD_BUDGET_INTERVAL``, default 30) it
 
 1. lists every AgentDeployment (one LIST, or one per watched namespace);
 2. asks each Prometheus in use (the operator default ``SHEPHERD_PROMETHEUS_URL``, or a resource's
-   ``spec.monitoring.prometheusUrl``) the fixed query set of ``shepherd.budget.snapshot`` — three
+   ``spec.monitoring.prometheusUrl``) the fixed query set of ``shepherd.budget.snapshot`` — six
    queries per Prometheus, whatever the number of resources;
 3. runs the policy and composes the budget-owned status of each resource (``report``) and writes it
    only when something changed, with the resource's ``resourceVersion`` as a precondition so a
@@ -44,7 +44,7 @@ from shepherd import api
 from shepherd.budget import policy, report
 from shepherd.budget.gate import OverrideLedger
 from shepherd.budget.prometheus import PrometheusClient, PrometheusEmptyError, PrometheusError, Sample
-from shepherd.budget.snapshot import QUERIES, Key, Snapshot, parse
+from shepherd.budget.snapshot import Key, Snapshot, parse, queries
 from shepherd.kube import KubeClient, KubeError, Outcome, path_for
 from shepherd.reconcile import _event
 from shepherd.status import EventSpec
@@ -197,7 +197,7 @@ class BudgetWatcher:
         answers: dict[str, list[Sample]] = {}
         sent = 0
         try:
-            for name, promql in QUERIES.items():
+            for name, promql in queries(self.clock()).items():
                 sent += 1
                 answers[name] = await prom.query(promql)
             if not any(answers.values()):
@@ -276,6 +276,7 @@ class BudgetWatcher:
                 current,
                 generation=resource.generation,
                 budget_policy=resource.spec.error_budget_policy,
+                cost_budget=resource.spec.cost_budget,
                 snapshot=snapshot,
                 reachability=reading.reachability,
                 annotations=resource.annotations,

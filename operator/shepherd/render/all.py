@@ -7,6 +7,7 @@ from typing import Any
 
 from shepherd.api import AgentDeployment
 from shepherd.render import autoscaling, monitoring, redis, workload
+from shepherd.render.secret_hash import NO_DIGESTS, SecretDigests
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ChildKind:
     optional: bool = False
     #: True for kinds with a ``scale`` subresource the operator uses (a held rollout still scales).
     scalable: bool = False
+    #: False for kinds holding data (a backup volume): never deleted because a spec stopped wanting it.
+    prune: bool = True
 
     @property
     def api_version(self) -> str:
@@ -32,8 +35,10 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ChildKind("", "v1", "ServiceAccount", "serviceaccounts"),
     ChildKind("", "v1", "ConfigMap", "configmaps"),
     ChildKind("", "v1", "Service", "services"),
+    ChildKind("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", prune=False),
     ChildKind("apps", "v1", "StatefulSet", "statefulsets"),
     ChildKind("apps", "v1", "Deployment", "deployments", scalable=True),
+    ChildKind("batch", "v1", "CronJob", "cronjobs"),
     ChildKind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ChildKind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
     ChildKind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
@@ -67,12 +72,14 @@ def render_all(
     resource: AgentDeployment,
     content: monitoring.MonitoringContent,
     labels: monitoring.MonitoringLabels = monitoring.NO_LABELS,
+    secrets: SecretDigests = NO_DIGESTS,
 ) -> ChildSet:
-    """Every desired child of ``resource`` (pure); ``labels``: extra labels for monitoring children."""
-    work = workload.render(resource)
+    """Every desired child of ``resource`` (pure); ``labels``: extra labels for monitoring children;
+    ``secrets``: digests of the Secret keys the Pods read (``shepherd.render.secret_hash``)."""
+    work = workload.render(resource, secrets)
     rollout = [o for o in work if o["kind"] in ("Deployment", "ConfigMap")]
     rest = [o for o in work if o["kind"] not in ("Deployment", "ConfigMap")]
-    rest += redis.render(resource)
+    rest += redis.render(resource, secrets)
     rest += autoscaling.render(resource)
     rest += monitoring.render(resource, content, labels)
     return ChildSet(workload=rollout, others=rest)

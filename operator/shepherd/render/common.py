@@ -16,6 +16,16 @@ REDIS_COMPONENT = "redis"
 HTTP_PORT = 8000
 REDIS_PORT = 6379
 REDIS_EXPORTER_PORT = 9121
+BACKUP_COMPONENT = "redis-backup"
+#: ACL users of the managed Redis; each one's password is the key of that name in ``redis_auth_name``.
+REDIS_AGENT_USER = "agent"
+REDIS_EXPORTER_USER = "exporter"
+REDIS_BACKUP_USER = "backup"
+REDIS_USERS = (REDIS_AGENT_USER, REDIS_EXPORTER_USER, REDIS_BACKUP_USER)
+#: Keys of a cert-manager certificate Secret.
+REDIS_TLS_CERT_KEY = "tls.crt"
+REDIS_TLS_KEY_KEY = "tls.key"
+REDIS_TLS_CA_KEY = "ca.crt"
 
 
 def selector_labels(resource: AgentDeployment, component: str) -> dict[str, str]:
@@ -84,6 +94,21 @@ def config_name(resource: AgentDeployment) -> str:
 
 def redis_name(resource: AgentDeployment) -> str:
     return f"{resource.name}-redis"
+
+
+def redis_auth_name(resource: AgentDeployment) -> str:
+    """The Secret of the managed Redis' generated passwords (created once, see ``shepherd.credentials``)."""
+    return f"{resource.name}-redis-auth"
+
+
+def backup_name(resource: AgentDeployment) -> str:
+    """The backup CronJob."""
+    return f"{resource.name}-backup"
+
+
+def backup_claim_name(resource: AgentDeployment) -> str:
+    """The backup PVC the operator creates when ``backup.existingClaim`` is not set."""
+    return f"{resource.name}-redis-backup"
 
 
 def dashboard_name(resource: AgentDeployment) -> str:

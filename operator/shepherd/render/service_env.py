@@ -7,53 +7,106 @@ referenced (``secretKeyRef``), never copied.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from shepherd.api import AgentDeployment, Provider, SecretKeyRef, duration_seconds
-from shepherd.render.common import REDIS_PORT, redis_name
+from shepherd.api import (
+    MAX_FALLBACKS,
+    AgentDeployment,
+    ContextOverflow,
+    ModelEndpoint,
+    SecretKeyRef,
+    duration_seconds,
+)
+from shepherd.render.common import (
+    REDIS_AGENT_USER,
+    REDIS_PORT,
+    REDIS_TLS_CA_KEY,
+    REDIS_TLS_CERT_KEY,
+    REDIS_TLS_KEY_KEY,
+    redis_auth_name,
+    redis_name,
+)
 
-AGENT_GRAPH = "AGENT_GRAPH"
-AGENT_GRAPH_ID = "AGENT_GRAPH_ID"
-REDIS_URL = "REDIS_URL"
-DRAIN_GRACE_SECONDS = "DRAIN_GRACE_SECONDS"
-REDIS_CLUSTER = "REDIS_CLUSTER"
-RUN_TIMEOUT_SECONDS = "RUN_TIMEOUT_SECONDS"
-MAX_CONCURRENT_RUNS = "MAX_CONCURRENT_RUNS"
-RUN_LEASE_SECONDS = "RUN_LEASE_SECONDS"
-RUN_MAX_ATTEMPTS = "RUN_MAX_ATTEMPTS"
-RUN_EVENT_TTL_SECONDS = "RUN_EVENT_TTL_SECONDS"
-STATELESS_RUN_TTL_SECONDS = "STATELESS_RUN_TTL_SECONDS"
+#: Every variable Shepherd sets in the agent container -> the spec field a user sets instead. The
+#: CRD refuses these names in ``spec.env`` with that field in the message (``shepherd.api``): the
+#: table is read there, so a variable declared with ``_var`` is refused without a second list.
+SPEC_FIELDS: dict[str, str] = {}
+
+
+def _var(name: str, field: str) -> str:
+    SPEC_FIELDS[name] = field
+    return name
+
+
+AGENT_GRAPH = _var("AGENT_GRAPH", "spec.graph")
+AGENT_GRAPH_ID = _var("AGENT_GRAPH_ID", "spec.graphId")
+REDIS_URL = _var("REDIS_URL", "spec.redis (external.url or external.urlSecretRef)")
+#: One prefix per AgentDeployment, so deployments sharing a Redis never share keys.
+REDIS_KEY_PREFIX = _var("REDIS_KEY_PREFIX", "metadata.namespace and metadata.name (one prefix each)")
+#: The managed Redis password of the agent's ACL user, expanded into REDIS_URL by the kubelet.
+REDIS_PASSWORD = _var("SHEPHERD_REDIS_PASSWORD", "spec.redis.managed (a generated password)")
+DRAIN_GRACE_SECONDS = _var("DRAIN_GRACE_SECONDS", "spec.terminationGracePeriodSeconds")
+REDIS_CLUSTER = _var("REDIS_CLUSTER", "spec.redis.external.cluster")
+RUN_TIMEOUT_SECONDS = _var("RUN_TIMEOUT_SECONDS", "spec.runs.timeoutSeconds")
+MAX_CONCURRENT_RUNS = _var("MAX_CONCURRENT_RUNS", "spec.runs.maxConcurrentPerPod")
+RUN_LEASE_SECONDS = _var("RUN_LEASE_SECONDS", "spec.runs.leaseSeconds")
+RUN_MAX_ATTEMPTS = _var("RUN_MAX_ATTEMPTS", "spec.runs.maxAttempts")
+RUN_EVENT_TTL_SECONDS = _var("RUN_EVENT_TTL_SECONDS", "spec.retention.runEvents")
+STATELESS_RUN_TTL_SECONDS = _var("STATELESS_RUN_TTL_SECONDS", "spec.retention.statelessRuns")
 #: Comma-separated hosts, IPs and CIDRs.
-WEBHOOK_ALLOWED_HOSTS = "WEBHOOK_ALLOWED_HOSTS"
-WEBHOOK_SECRET = "WEBHOOK_SECRET"
-WEBHOOK_TIMEOUT_SECONDS = "WEBHOOK_TIMEOUT_SECONDS"
-WEBHOOK_MAX_ATTEMPTS = "WEBHOOK_MAX_ATTEMPTS"
-ANTHROPIC_API_KEY = "ANTHROPIC_API_KEY"  # set: Claude; unset: the runtime's offline stub model
-LLM_MODEL = "LLM_MODEL"
-#: Comma-separated model names, tried in order.
-LLM_FALLBACK_MODELS = "LLM_FALLBACK_MODELS"
-LLM_TIMEOUT_SECONDS = "LLM_TIMEOUT_SECONDS"
-LLM_MAX_RETRIES = "LLM_MAX_RETRIES"
-CIRCUIT_FAILURE_THRESHOLD = "CIRCUIT_FAILURE_THRESHOLD"
-CIRCUIT_RECOVERY_SECONDS = "CIRCUIT_RECOVERY_SECONDS"
-CIRCUIT_HALF_OPEN_PROBES = "CIRCUIT_HALF_OPEN_PROBES"
-RATE_LIMIT_USER_PER_MINUTE = "RATE_LIMIT_USER_PER_MINUTE"
-RATE_LIMIT_TENANT_PER_MINUTE = "RATE_LIMIT_TENANT_PER_MINUTE"
-TOKEN_BUDGET_PER_REQUEST = "TOKEN_BUDGET_PER_REQUEST"
-TOKEN_BUDGET_PER_DAY = "TOKEN_BUDGET_PER_DAY"
-COST_BUDGET_USD_PER_DAY = "COST_BUDGET_USD_PER_DAY"
-AUTH_JWKS_URL = "AUTH_JWKS_URL"
-AUTH_JWT_SECRET = "AUTH_JWT_SECRET"
-AUTH_ISSUER = "AUTH_ISSUER"
-AUTH_AUDIENCE = "AUTH_AUDIENCE"
-AUTH_TENANT_CLAIM = "AUTH_TENANT_CLAIM"
-OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
-OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+WEBHOOK_ALLOWED_HOSTS = _var("WEBHOOK_ALLOWED_HOSTS", "spec.webhooks.allowedHosts")
+WEBHOOK_SECRET = _var("WEBHOOK_SECRET", "spec.webhooks.signingSecretRef")
+WEBHOOK_TIMEOUT_SECONDS = _var("WEBHOOK_TIMEOUT_SECONDS", "spec.webhooks.timeoutSeconds")
+WEBHOOK_MAX_ATTEMPTS = _var("WEBHOOK_MAX_ATTEMPTS", "spec.webhooks.maxAttempts")
+#: The fallback chain, JSON (agent_service.settings.ChainEntry): spec.model then each fallback.
+LLM_CHAIN = _var("LLM_CHAIN", "spec.model (name, provider, fallbacks)")
+#: Secrets of chain entry i: LLM_CHAIN_<i>_<FIELD> (agent_service.settings.CHAIN_SECRETS).
+LLM_CHAIN_SECRET = "LLM_CHAIN_{index}_{field}"
+_CHAIN_SECRET_FIELDS = (
+    "API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_CREDENTIALS"
+)  # fmt: skip
+for _index in range(1 + MAX_FALLBACKS):
+    for _field in _CHAIN_SECRET_FIELDS:
+        _var(LLM_CHAIN_SECRET.format(index=_index, field=_field), "spec.model (the chain's SecretRef fields)")
+LLM_DEGRADED_REPLY = _var("LLM_DEGRADED_REPLY", "spec.model.degradedReply")
+LLM_CONTEXT_OVERFLOW = _var("LLM_CONTEXT_OVERFLOW", "spec.model.contextOverflow")
+LLM_CACHE_TTL_SECONDS = _var("LLM_CACHE_TTL_SECONDS", "spec.model.cache")
+LLM_TIMEOUT_SECONDS = _var("LLM_TIMEOUT_SECONDS", "spec.model.timeoutSeconds")
+LLM_MAX_RETRIES = _var("LLM_MAX_RETRIES", "spec.model.maxRetries")
+CIRCUIT_FAILURE_THRESHOLD = _var("CIRCUIT_FAILURE_THRESHOLD", "spec.circuitBreaker.failureThreshold")
+CIRCUIT_RECOVERY_SECONDS = _var("CIRCUIT_RECOVERY_SECONDS", "spec.circuitBreaker.recoveryTimeoutSeconds")
+CIRCUIT_HALF_OPEN_PROBES = _var("CIRCUIT_HALF_OPEN_PROBES", "spec.circuitBreaker.halfOpenMaxCalls")
+RATE_LIMIT_USER_PER_MINUTE = _var("RATE_LIMIT_USER_PER_MINUTE", "spec.rateLimits.perUserPerMinute")
+RATE_LIMIT_TENANT_PER_MINUTE = _var("RATE_LIMIT_TENANT_PER_MINUTE", "spec.rateLimits.perTenantPerMinute")
+TOKEN_BUDGET_PER_REQUEST = _var("TOKEN_BUDGET_PER_REQUEST", "spec.tokenBudget.maxTokensPerRequest")
+TOKEN_BUDGET_PER_DAY = _var("TOKEN_BUDGET_PER_DAY", "spec.tokenBudget.tokensPerDay")
+COST_BUDGET_USD_PER_DAY = _var("COST_BUDGET_USD_PER_DAY", "spec.tokenBudget.usdPerDay")  # per tenant
+# The deployment's own spend budget (spec.costBudget).
+SPEND_BUDGET_USD_PER_DAY = _var("SPEND_BUDGET_USD_PER_DAY", "spec.costBudget.usdPerDay")
+SPEND_BUDGET_USD_PER_MONTH = _var("SPEND_BUDGET_USD_PER_MONTH", "spec.costBudget.usdPerMonth")
+SPEND_BUDGET_ENFORCE = _var("SPEND_BUDGET_ENFORCE", "spec.costBudget.enforce")
+USAGE_RETENTION_DAYS = _var("USAGE_RETENTION_DAYS", "spec.usage.retentionDays")
+#: host:port of the listener serving GET /usage when auth is off (loopback: inside the Pod only).
+USAGE_LOCAL_ADDRESS = _var("USAGE_LOCAL_ADDRESS", "spec.usage.localPort")
+MAX_REQUEST_BODY_BYTES = _var("MAX_REQUEST_BODY_BYTES", "spec.inputLimits.maxRequestBytes")
+RUN_INPUT_MAX_STRING_CHARS = _var("RUN_INPUT_MAX_STRING_CHARS", "spec.inputLimits.maxMessageChars")
+RUN_INPUT_MAX_DEPTH = _var("RUN_INPUT_MAX_DEPTH", "spec.inputLimits.maxDepth")
+AUTH_JWKS_URL = _var("AUTH_JWKS_URL", "spec.auth.jwksUrl")
+AUTH_JWT_SECRET = _var("AUTH_JWT_SECRET", "spec.auth.secretRef")
+AUTH_ISSUER = _var("AUTH_ISSUER", "spec.auth.issuer")
+AUTH_AUDIENCE = _var("AUTH_AUDIENCE", "spec.auth.audience")
+AUTH_TENANT_CLAIM = _var("AUTH_TENANT_CLAIM", "spec.auth.tenantClaim")
+AUTH_ROLES_CLAIM = _var("AUTH_ROLES_CLAIM", "spec.auth.rolesClaim")
+OTEL_SERVICE_NAME = _var("OTEL_SERVICE_NAME", "metadata.name")
+OTEL_EXPORTER_OTLP_ENDPOINT = _var("OTEL_EXPORTER_OTLP_ENDPOINT", "spec.tracing.otlpEndpoint")
 # The OpenTelemetry SDK's own standard variables (read by the SDK, not by agent_service.settings).
-OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
-OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
-OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
+OTEL_TRACES_SAMPLER = _var("OTEL_TRACES_SAMPLER", "spec.tracing.sampleRatio")
+OTEL_TRACES_SAMPLER_ARG = _var("OTEL_TRACES_SAMPLER_ARG", "spec.tracing.sampleRatio")
+OTEL_RESOURCE_ATTRIBUTES = _var("OTEL_RESOURCE_ATTRIBUTES", "spec.tracing (attributes are set from metadata)")
 OTEL_SDK_VARIABLES = frozenset({OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_RESOURCE_ATTRIBUTES})
+#: Variables only the kubelet reads (``$(VAR)`` expansion into another variable), not the service.
+EXPANSION_ONLY = frozenset({REDIS_PASSWORD})
 
 #: Where the agent sends spans when the collector sidecar runs (its OTLP/HTTP receiver on loopback).
 COLLECTOR_LOCAL_ENDPOINT = "http://127.0.0.1:4318"
@@ -66,8 +119,29 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+#: Where the agent container finds the managed Redis' CA (TLS on).
+REDIS_CA_DIR = "/etc/shepherd/redis-tls"
+
+
+def key_prefix(resource: AgentDeployment) -> str:
+    """The key prefix of one AgentDeployment (``:`` is in neither a namespace nor a name)."""
+    return f"shepherd:{resource.namespace}:{resource.name}"
+
+
+def managed_redis_address(resource: AgentDeployment) -> str:
+    return f"{redis_name(resource)}.{resource.namespace}.svc:{REDIS_PORT}"
+
+
 def managed_redis_url(resource: AgentDeployment) -> str:
-    return f"redis://{redis_name(resource)}.{resource.namespace}.svc:{REDIS_PORT}/0"
+    """The agent's URL of the managed Redis: its ACL user, the password expanded by the kubelet from
+    ``SHEPHERD_REDIS_PASSWORD`` (so the Pod spec holds no secret), TLS verified with the CA when on."""
+    managed = resource.spec.redis.managed
+    assert managed is not None
+    credentials = f"{REDIS_AGENT_USER}:$({REDIS_PASSWORD})"
+    if managed.tls is None:
+        return f"redis://{credentials}@{managed_redis_address(resource)}/0"
+    ca = f"{REDIS_CA_DIR}/{REDIS_TLS_CA_KEY}"
+    return f"rediss://{credentials}@{managed_redis_address(resource)}/0?ssl_ca_certs={ca}"
 
 
 def config_data(resource: AgentDeployment) -> dict[str, str]:
@@ -77,9 +151,8 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         AGENT_GRAPH: spec.graph,
         AGENT_GRAPH_ID: spec.graph_id,
         DRAIN_GRACE_SECONDS: str(max(spec.termination_grace_period_seconds - DRAIN_RESERVE_SECONDS, 0)),
-        LLM_MODEL: spec.model.name,
-        # Always set (the service's default list names a real model even for the stub provider).
-        LLM_FALLBACK_MODELS: ",".join(f.name for f in spec.model.fallbacks),
+        LLM_CHAIN: json.dumps([_chain_entry(entry) for entry in spec.model.chain()], sort_keys=True),
+        LLM_CONTEXT_OVERFLOW: "refuse" if spec.model.context_overflow == ContextOverflow.refuse else "trim",
         LLM_TIMEOUT_SECONDS: _num(spec.model.timeout_seconds),
         LLM_MAX_RETRIES: str(spec.model.max_retries),
         CIRCUIT_FAILURE_THRESHOLD: str(spec.circuit_breaker.failure_threshold),
@@ -95,26 +168,41 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         WEBHOOK_ALLOWED_HOSTS: ",".join(spec.webhooks.allowed_hosts),
         WEBHOOK_TIMEOUT_SECONDS: _num(spec.webhooks.timeout_seconds),
         WEBHOOK_MAX_ATTEMPTS: str(spec.webhooks.max_attempts),
+        REDIS_KEY_PREFIX: key_prefix(resource),
+        MAX_REQUEST_BODY_BYTES: str(spec.input_limits.max_request_bytes),
+        RUN_INPUT_MAX_STRING_CHARS: str(spec.input_limits.max_message_chars),
+        RUN_INPUT_MAX_DEPTH: str(spec.input_limits.max_depth),
+        USAGE_RETENTION_DAYS: str(spec.usage.retention_days),
+        # Used only without auth; with auth, GET /usage is on the API port for the admin role.
+        USAGE_LOCAL_ADDRESS: f"127.0.0.1:{spec.usage.local_port}",
     }
+    cost = spec.cost_budget
     optional = {
         RATE_LIMIT_USER_PER_MINUTE: spec.rate_limits.per_user_per_minute,
         RATE_LIMIT_TENANT_PER_MINUTE: spec.rate_limits.per_tenant_per_minute,
         TOKEN_BUDGET_PER_REQUEST: spec.token_budget.max_tokens_per_request,
         TOKEN_BUDGET_PER_DAY: spec.token_budget.tokens_per_day,
-        COST_BUDGET_USD_PER_DAY: spec.token_budget.usd_per_day,
+        COST_BUDGET_USD_PER_DAY: cost.tenant_usd_per_day or spec.token_budget.usd_per_day,
+        SPEND_BUDGET_USD_PER_DAY: cost.usd_per_day,
+        SPEND_BUDGET_USD_PER_MONTH: cost.usd_per_month,
     }
     data.update({k: _num(v) for k, v in optional.items() if v is not None})
+    if cost.enforce:
+        data[SPEND_BUDGET_ENFORCE] = "true"
+    if spec.model.degraded_reply is not None:
+        data[LLM_DEGRADED_REPLY] = spec.model.degraded_reply
+    if spec.model.cache.enabled:
+        data[LLM_CACHE_TTL_SECONDS] = str(spec.model.cache.ttl_seconds)
     if spec.auth is not None:
         data[AUTH_TENANT_CLAIM] = spec.auth.tenant_claim
+        data[AUTH_ROLES_CLAIM] = spec.auth.roles_claim
         if spec.auth.jwks_url:
             data[AUTH_JWKS_URL] = spec.auth.jwks_url
         if spec.auth.issuer:
             data[AUTH_ISSUER] = spec.auth.issuer
         if spec.auth.audience:
             data[AUTH_AUDIENCE] = spec.auth.audience
-    if spec.redis.managed is not None:
-        data[REDIS_URL] = managed_redis_url(resource)
-    elif spec.redis.external is not None and spec.redis.external.url:
+    if spec.redis.external is not None and spec.redis.external.url:
         data[REDIS_URL] = spec.redis.external.url
     if spec.redis.external is not None and spec.redis.external.cluster:
         data[REDIS_CLUSTER] = "true"
@@ -131,38 +219,107 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
     return dict(sorted(data.items()))
 
 
+def _chain_entry(entry: ModelEndpoint) -> dict[str, Any]:
+    """One entry of LLM_CHAIN: the plain settings only (its secrets are separate variables)."""
+    out: dict[str, Any] = {"provider": str(entry.provider), "model": entry.name}
+    for name in ("base_url", "region", "project_id", "max_input_tokens"):
+        if (value := getattr(entry, name)) is not None:
+            out[name] = value
+    if entry.pricing is not None:
+        price = entry.pricing
+        fields = {
+            "input": price.input_per_m_tok,
+            "output": price.output_per_m_tok,
+            "cache_read": price.cache_read_per_m_tok,
+            "cache_write": price.cache_write_per_m_tok,
+        }
+        out["pricing"] = {k: v for k, v in fields.items() if v is not None}
+    return out
+
+
+def _chain_secrets(resource: AgentDeployment) -> list[tuple[str, str, SecretKeyRef]]:
+    """(field path, variable, Secret key) of every credential of the chain, in order."""
+    model = resource.spec.model
+    found: list[tuple[str, str, SecretKeyRef]] = []
+    for index, entry in enumerate(model.chain()):
+        # A fallback without provider borrows the primary's credentials: named where they are set.
+        own = index > 0 and model.fallbacks[index - 1].provider is not None
+        path = f"spec.model.fallbacks[{index - 1}]" if own else "spec.model"
+        refs = {
+            "api_key": ("apiKeySecretRef", entry.api_key_secret_ref),
+            "google_credentials": ("googleCredentialsSecretRef", entry.google_credentials_secret_ref),
+        }
+        if entry.aws_credentials is not None:
+            aws = entry.aws_credentials
+            refs |= {
+                "aws_access_key_id": ("awsCredentials.accessKeyIdSecretRef", aws.access_key_id_secret_ref),
+                "aws_secret_access_key": (
+                    "awsCredentials.secretAccessKeySecretRef",
+                    aws.secret_access_key_secret_ref,
+                ),
+                "aws_session_token": ("awsCredentials.sessionTokenSecretRef", aws.session_token_secret_ref),
+            }
+        for field, (name, ref) in refs.items():
+            if ref is not None:
+                variable = LLM_CHAIN_SECRET.format(index=index, field=field.upper())
+                found.append((f"{path}.{name}", variable, ref))
+    return found
+
+
 def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
-def referenced_secrets(resource: AgentDeployment) -> list[SecretKeyRef]:
-    """Every Secret key the workload needs; the operator checks they exist before rolling out."""
+def referenced_secrets(resource: AgentDeployment) -> list[tuple[str, SecretKeyRef]]:
+    """(field path, Secret key) of every Secret the workload needs; the operator checks they exist
+    before rolling out, naming the field that refers to a missing one."""
     spec = resource.spec
-    refs: list[SecretKeyRef] = []
-    if spec.model.api_key_secret_ref is not None:
-        refs.append(spec.model.api_key_secret_ref)
+    refs = [(path, ref) for path, _, ref in _chain_secrets(resource)]
     if spec.auth is not None and spec.auth.secret_ref is not None:
-        refs.append(spec.auth.secret_ref)
+        refs.append(("spec.auth.secretRef", spec.auth.secret_ref))
     if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:
-        refs.append(spec.redis.external.url_secret_ref)
+        refs.append(("spec.redis.external.urlSecretRef", spec.redis.external.url_secret_ref))
     if spec.webhooks.signing_secret_ref is not None:
-        refs.append(spec.webhooks.signing_secret_ref)
-    refs.extend(e.secret_key_ref for e in spec.env if e.secret_key_ref is not None)
+        refs.append(("spec.webhooks.signingSecretRef", spec.webhooks.signing_secret_ref))
+    refs.extend(
+        (f"spec.env[{i}].secretKeyRef", e.secret_key_ref) for i, e in enumerate(spec.env) if e.secret_key_ref
+    )
+    refs.extend(("spec.redis.managed.tls.secretName", ref) for ref in redis_tls_refs(resource))
+    return refs
+
+
+def redis_tls_refs(resource: AgentDeployment) -> list[SecretKeyRef]:
+    """The managed Redis' TLS Secret keys (cert-manager's layout), none without TLS."""
+    managed = resource.spec.redis.managed
+    if managed is None or managed.tls is None:
+        return []
+    keys = (REDIS_TLS_CERT_KEY, REDIS_TLS_KEY_KEY, REDIS_TLS_CA_KEY)
+    return [SecretKeyRef(name=managed.tls.secret_name, key=k) for k in keys]
+
+
+def agent_secret_refs(resource: AgentDeployment) -> list[SecretKeyRef]:
+    """Every Secret key the agent Pods read (their template hashes these keys' values)."""
+    refs = [ref for _, ref in referenced_secrets(resource)]
+    if resource.spec.redis.managed is not None:
+        refs.append(SecretKeyRef(name=redis_auth_name(resource), key=REDIS_AGENT_USER))
     return refs
 
 
 def container_env(resource: AgentDeployment) -> list[dict[str, Any]]:
-    """``env`` of the agent container: secret references, then the user's variables (which win)."""
+    """``env`` of the agent container: secret references, then the user's variables (never one
+    Shepherd sets: the CRD refuses those)."""
     spec = resource.spec
-    env: list[dict[str, Any]] = []
-    if spec.model.provider == Provider.anthropic and spec.model.api_key_secret_ref is not None:
-        env.append(_secret_env(ANTHROPIC_API_KEY, spec.model.api_key_secret_ref))
+    env: list[dict[str, Any]] = [_secret_env(variable, ref) for _, variable, ref in _chain_secrets(resource)]
     if spec.auth is not None and spec.auth.secret_ref is not None:
         env.append(_secret_env(AUTH_JWT_SECRET, spec.auth.secret_ref))
     if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:
         env.append(_secret_env(REDIS_URL, spec.redis.external.url_secret_ref))
     if spec.webhooks.signing_secret_ref is not None:
         env.append(_secret_env(WEBHOOK_SECRET, spec.webhooks.signing_secret_ref))
+    if spec.redis.managed is not None:
+        ref = SecretKeyRef(name=redis_auth_name(resource), key=REDIS_AGENT_USER)
+        env.append(_secret_env(REDIS_PASSWORD, ref))
+        env.append({"name": REDIS_URL, "value": managed_redis_url(resource)})  # after the password
     for var in spec.env:
         if var.secret_key_ref is not None:
             env.append(_secret_env(var.name, var.secret_key_ref))

@@ -11,17 +11,20 @@ from shepherd.render import service_env
 from shepherd.render.common import (
     AGENT_COMPONENT,
     HTTP_PORT,
+    REDIS_TLS_CA_KEY,
     agent_name,
     config_name,
     labels,
     metadata,
     selector_labels,
 )
+from shepherd.render.secret_hash import NO_DIGESTS, SecretDigests, annotate
 
 #: Pod template annotation: a hash of the ConfigMap data, so a settings change rolls the Pods.
 CONFIG_HASH_ANNOTATION = "shepherd.dev/config-hash"
 AGENT_CONTAINER = "agent"
 COLLECTOR_CONTAINER = "otel-collector"
+REDIS_CA_VOLUME = "redis-ca"
 #: Numeric ids so ``runAsNonRoot`` can be verified whatever USER the image declares.
 RUN_AS_USER = 10001
 
@@ -95,6 +98,10 @@ def _agent_container(resource: AgentDeployment) -> dict[str, Any]:
         "securityContext": restricted_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    if _redis_tls(resource):
+        container["volumeMounts"].append(
+            {"name": REDIS_CA_VOLUME, "mountPath": service_env.REDIS_CA_DIR, "readOnly": True}
+        )
     env = service_env.container_env(resource)
     if env:
         container["env"] = env
@@ -153,8 +160,23 @@ def _topology_spread(resource: AgentDeployment) -> list[dict[str, Any]]:
     ]
 
 
-def deployment(resource: AgentDeployment) -> dict[str, Any]:
-    """The agent Deployment. ``replicas`` is left out when an autoscaler owns it."""
+def _redis_tls(resource: AgentDeployment) -> Any:
+    managed = resource.spec.redis.managed
+    return managed.tls if managed is not None else None
+
+
+def _volumes(resource: AgentDeployment) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    tls = _redis_tls(resource)
+    if tls is not None:  # only the CA: the agent verifies the server, it holds no server key
+        items = [{"key": REDIS_TLS_CA_KEY, "path": REDIS_TLS_CA_KEY}]
+        volumes.append({"name": REDIS_CA_VOLUME, "secret": {"secretName": tls.secret_name, "items": items}})
+    return volumes
+
+
+def deployment(resource: AgentDeployment, secrets: SecretDigests = NO_DIGESTS) -> dict[str, Any]:
+    """The agent Deployment. ``replicas`` is left out when an autoscaler owns it; ``secrets``: the
+    digest of the Secret keys its Pods read (a rotation rolls them)."""
     spec = resource.spec
     init_containers = []
     if spec.tracing.collector.enabled:
@@ -167,7 +189,7 @@ def deployment(resource: AgentDeployment) -> dict[str, Any]:
         "securityContext": pod_security_context(),
         "containers": [_agent_container(resource)],
         "topologySpreadConstraints": _topology_spread(resource),
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "volumes": _volumes(resource),
     }
     if init_containers:
         pod_spec["initContainers"] = init_containers
@@ -178,7 +200,7 @@ def deployment(resource: AgentDeployment) -> dict[str, Any]:
         "template": {
             "metadata": {
                 "labels": labels(resource, AGENT_COMPONENT),
-                "annotations": {CONFIG_HASH_ANNOTATION: config_hash(resource)},
+                "annotations": annotate({CONFIG_HASH_ANNOTATION: config_hash(resource)}, secrets.agent),
             },
             "spec": pod_spec,
         },
@@ -251,12 +273,12 @@ def network_policy(resource: AgentDeployment) -> dict[str, Any] | None:
     }
 
 
-def render(resource: AgentDeployment) -> list[dict[str, Any]]:
+def render(resource: AgentDeployment, secrets: SecretDigests = NO_DIGESTS) -> list[dict[str, Any]]:
     """Every workload child, in apply order (config and identity before the Deployment)."""
     objs = [
         service_account(resource),
         configmap(resource),
-        deployment(resource),
+        deployment(resource, secrets),
         service(resource),
         pod_disruption_budget(resource),
         network_policy(resource),

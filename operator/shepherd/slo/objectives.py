@@ -17,11 +17,15 @@ adds samples here, never rules. Exported series (all gauges; the operator must b
 ``shepherd_slo_window_seconds{namespace, agentdeployment}``
     The SLO window in seconds.
 ``shepherd_slo_circuits_expected{namespace, agentdeployment}``
-    How many model circuits (primary + distinct fallbacks) a pod has; "all open" means this many.
+    How many model circuits (primary + distinct fallbacks, per provider) a pod has; "all open" means
+    this many. Tool circuits (`tool:<name>`) are not model circuits and do not count.
 ``shepherd_slo_model_info{namespace, agentdeployment, provider, model, role}``
     1 per model; ``role`` is ``primary`` or ``fallback`` (joined by the fallback-rate rule).
 ``shepherd_slo_policy_step_percent{namespace, agentdeployment, step, action}``
     ``consumedPercent`` of each error-budget policy step (dashboards draw them as thresholds).
+``shepherd_slo_cost_budget_usd{namespace, agentdeployment, period}``
+    ``spec.costBudget`` in USD per ``period`` (``day``: ``usdPerDay``, ``month``: ``usdPerMonth``);
+    only the periods that are set (the spend rules join on it).
 
 Usage in the operator::
 
@@ -49,19 +53,20 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from . import buckets as service_buckets
 from .windows import format_duration, parse_duration
 
-#: Bucket boundaries of the service's histograms (agent_service/observability/metrics.py). The
-#: operator cannot read them from the service, so they are a contract: keep them in sync.
-HTTP_LATENCY_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
-)  # fmt: skip
-TTFT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
+#: Bucket boundaries of the service's histograms, generated from agent_service (``shepherd.slo.buckets``).
+HTTP_LATENCY_BUCKETS: tuple[float, ...] = service_buckets.http()
+#: The latency SLI is the run's duration (agent_run_duration_seconds).
+RUN_DURATION_BUCKETS: tuple[float, ...] = service_buckets.latency()
+TTFT_BUCKETS: tuple[float, ...] = service_buckets.ttft()
 #: Events needed in a burn-rate alert's long window before it may fire (``spec.slo.minEvents``
 #: overrides it): 1 failure out of 2 requests must not page.
 DEFAULT_MIN_EVENTS = 20
-#: Providers whose calls go through a circuit breaker (the offline stub does not).
-CIRCUIT_PROVIDERS = frozenset({"anthropic"})
+#: Providers whose calls go through a circuit breaker (the offline stub does not); the service's
+#: agent_service.llm.routes.CIRCUIT_PROVIDERS, kept in sync by a unit test.
+CIRCUIT_PROVIDERS = frozenset({"anthropic", "bedrock", "vertex", "openai"})
 
 _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shepherd_slo_objective": (
@@ -88,6 +93,10 @@ _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "shepherd_slo_policy_step_percent": (
         "consumedPercent of each error-budget policy step.",
         ("namespace", "agentdeployment", "step", "action"),
+    ),
+    "shepherd_slo_cost_budget_usd": (
+        "LLM cost budget in USD per period (day, month).",
+        ("namespace", "agentdeployment", "period"),
     ),
 }
 
@@ -164,19 +173,21 @@ def _ratio(target: Any) -> float:
 
 
 def _models(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(provider, model, role) of the primary model then each distinct fallback."""
+    """(provider, model, role) of the primary model then each distinct fallback (a fallback without
+    provider is at the primary's)."""
     model = spec.get("model") or {}
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     out = []
     entries = [(model, "primary")] + [(f, "fallback") for f in model.get("fallbacks") or []]
     for entry, role in entries:
         if isinstance(entry, str):
             entry = {"name": entry}
         name = entry.get("name")
-        if not name or name in seen:
+        provider = str(entry.get("provider") or model.get("provider") or "")
+        if not name or (provider, name) in seen:
             continue
-        seen.add(name)
-        out.append((str(entry.get("provider") or model.get("provider") or ""), str(name), role))
+        seen.add((provider, name))
+        out.append((provider, str(name), role))
     return out
 
 
@@ -206,7 +217,7 @@ def fleet_slo_windows(resources: Iterable[Any]) -> list[str]:
 def resource_objectives(
     resource: Mapping[str, Any] | Any,
     *,
-    latency_buckets: Iterable[float] = HTTP_LATENCY_BUCKETS,
+    latency_buckets: Iterable[float] = RUN_DURATION_BUCKETS,
     ttft_buckets: Iterable[float] = TTFT_BUCKETS,
     min_events: int = DEFAULT_MIN_EVENTS,
 ) -> tuple[list[Sample], list[str]]:
@@ -230,7 +241,7 @@ def resource_objectives(
     if slo.get("availability"):
         objectives.append(("availability", slo["availability"], (), ""))
     if slo.get("latency"):
-        objectives.append(("latency", slo["latency"], latency_buckets, "agent_http_request_duration_seconds"))
+        objectives.append(("latency", slo["latency"], latency_buckets, "agent_run_duration_seconds"))
     if slo.get("ttft"):
         objectives.append(("ttft", slo["ttft"], ttft_buckets, "agent_ttft_seconds"))
     if not objectives:
@@ -263,7 +274,17 @@ def resource_objectives(
     for index, step in enumerate(steps):
         labels = {**scope, "step": str(index), "action": str(step["action"])}
         samples.append(Sample("shepherd_slo_policy_step_percent", labels, float(step["consumedPercent"])))
+    samples.extend(_cost_budget(scope, spec.get("costBudget") or {}))
     return samples, notes
+
+
+def _cost_budget(scope: dict[str, str], budget: Mapping[str, Any]) -> list[Sample]:
+    periods = {"day": budget.get("usdPerDay"), "month": budget.get("usdPerMonth")}
+    return [
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": period}, float(usd))
+        for period, usd in periods.items()
+        if usd
+    ]
 
 
 def fleet_objectives(resources: Iterable[Mapping[str, Any] | Any], **kwargs: Any) -> Objectives:

@@ -1,9 +1,24 @@
-"""Fleet-wide Prometheus rules for Shepherd's SLOs, circuits and the operator itself.
+"""Fleet-wide Prometheus rules for Shepherd's SLOs, spend, circuits and the operator itself.
 
 Pure functions returning rule groups as plain dicts (the Prometheus rule-file shape). The number
 of rules depends only on the set of distinct SLO windows, never on the number of
 AgentDeployments: per-resource objectives come in as ``shepherd_slo_*`` series exported by the
 operator (see ``shepherd.slo.objectives``) and the rules join on them.
+
+SLI events (DESIGN.md "Metrics contract") are runs and non-run API requests:
+
+- a run is one event whatever its HTTP shape (wait, stream, background): bad when it ends
+  ``error`` or ``timeout``, good when ``success`` or ``interrupted``; ``cancelled`` and
+  ``refused`` runs are no events (``agent_runs_total{outcome}``);
+- a request on a route that does not carry a run: 5xx bad, everything else good (so 429s from
+  Shepherd's own limits and budgets are good events, as any 4xx);
+- a request on a route that carries a run (``RUN_ROUTES``: creating one with POST, joining one)
+  is an event only when it is answered with a 5xx: the run was refused before it was accepted
+  (state store down, replica draining), so there is no run to count. Otherwise the run is the
+  event, and its HTTP status (a failed run still answers 200) says nothing.
+
+Latency is the run's duration from accepted to finished (``agent_run_duration_seconds``, queue
+wait included); time to first token is ``agent_ttft_seconds``.
 
 Groups
 ------
@@ -14,7 +29,6 @@ Groups
         shepherd:sli_events:rate<w>{namespace, agentdeployment, sli}   events per second
         shepherd:sli_errors:rate<w>{namespace, agentdeployment, sli}   bad events per second
 
-    availability: all requests / 5xx responses of ``agent_http_requests_total``.
     latency, ttft: ``_count`` / ``_count`` minus the bucket at the resource's threshold. The
     threshold differs per resource while the rules are shared, so the bucket is picked with
     ``and on (namespace, agentdeployment, le) shepherd_slo_latency_threshold_bucket{sli=...}``.
@@ -22,15 +36,20 @@ Groups
     publish the ``le`` value in several spellings (``1`` and ``1.0``) so it matches whatever
     the client library or Prometheus version wrote.
 
+    And at each budget step window, failed runs per second by ``reason``:
+    ``shepherd:run_failures:rate<step>{namespace, agentdeployment, reason}``.
+
 ``shepherd-slo-<window>`` (one per distinct SLO window)
     ``shepherd:slo_burn_rate{sli, window, slo_window}`` for every burn window: error ratio divided
     by the budget ``1 - shepherd_slo_objective``; restricted to resources whose objective has this
     ``slo_window``. The full-window SLI and budget (below). Then the burn-rate alerts (one name
     per SLI, four rules each from the windows table, a minimum-events guard on the long window
-    from ``shepherd_slo_min_events``) and the no-data alert.
+    from ``shepherd_slo_min_events``; the availability alert's description names the top failure
+    reason of its long window) and the no-data alert.
 
 ``shepherd-slo-<window>-steps`` (interval = the budget step, 5m at 30d)
-    ``shepherd:slo_{errors,events}:step_rate{sli, slo_window}``: copies of the step-window rates
+    ``shepherd:slo_{errors,events}:step_rate{sli, slo_window}`` and
+    ``shepherd:slo_run_failures:step_rate{reason, slo_window}``: copies of the step-window rates
     of this window's resources, written once per step, so consecutive samples cover
     consecutive windows: 8640 samples per series over 30 days instead of one per evaluation.
 
@@ -42,8 +61,20 @@ Groups
 
     Each step sample is (events in the step) / step, so this is bad events / all events over W,
     not an average of ratios. Then ``shepherd:slo_error_budget_remaining:ratio``
-    (``1 - ratio / (1 - target)``, negative once overspent). The budget watcher reads these
-    two names and ``shepherd:slo_burn_rate`` for the whole fleet in a fixed number of queries.
+    (``1 - ratio / (1 - target)``, negative once overspent) and
+    ``shepherd:slo_run_failures:ratio{reason}``, the share of the availability events that were
+    runs failed for that reason over the SLO window (they add up to the runs' part of the error
+    ratio). The budget watcher reads these names and ``shepherd:slo_burn_rate`` for the whole
+    fleet in a fixed number of queries.
+
+``shepherd-spend`` and ``shepherd-spend-steps`` (independent of SLO windows)
+    Spend against ``spec.costBudget`` (``shepherd_slo_cost_budget_usd{period}``, period ``day``
+    or ``month``): ``shepherd:llm_cost_usd:rate<w>`` from ``agent_llm_cost_usd_total``,
+    ``shepherd:spend_burn_rate{period, window}`` (spend rate times the period over the budget:
+    1 spends exactly the budget in the period; a month is 30 days), the ``ShepherdSpendBudgetBurn``
+    alerts from ``SPEND_BURN``, and ``shepherd:llm_cost_usd:step_increase`` (USD per budget step,
+    written once per step) that the budget watcher sums since UTC midnight and since the 1st for
+    ``status.spend``.
 
 ``shepherd-llm``
     Circuit breaker and model fallback alerts, independent of SLO windows.
@@ -63,6 +94,7 @@ from typing import Any
 from .windows import (
     DEFAULT_SCRAPE_INTERVAL,
     BurnRateWindow,
+    Severity,
     SLOWindows,
     format_duration,
     parse_duration,
@@ -78,16 +110,26 @@ SCOPE = ("namespace", "agentdeployment")
 _BY = "namespace, agentdeployment"
 
 
+#: Route templates (``agent_http_requests_total{route}``) of requests that carry a run: POST on
+#: these creates one (thread or stateless; wait, stream, background, batch)...
+RUN_CREATE_ROUTES = r"(/threads/[^/]+)?/runs(/wait|/stream|/batch)?"
+#: ...and these follow one that exists (join, join the stream).
+RUN_FOLLOW_ROUTES = r"/threads/[^/]+/runs/[^/]+/(join|stream)"
+RUN_ROUTES = f"{RUN_CREATE_ROUTES}|{RUN_FOLLOW_ROUTES}"
+#: ``agent_runs_total{outcome}`` values that are SLI events, and the bad ones among them.
+RUN_EVENTS = "success|interrupted|error|timeout"
+RUN_ERRORS = "error|timeout"
+
+
 @dataclass(frozen=True)
 class SLI:
     """One service level indicator: how its events and bad events are computed."""
 
     name: str  # value of the ``sli`` label and of shepherd_slo_objective{sli}
     title: str  # for alert names and summaries
-    what: str  # "requests that failed with a 5xx", for descriptions
-    events_metric: str
-    bucket_metric: str | None = None  # histogram bucket series for threshold SLIs
-    error_selector: str = ""  # availability: which events are bad
+    what: str  # "runs that ended in an error", for descriptions
+    events_metric: str | None = None  # threshold SLIs: the histogram's _count...
+    bucket_metric: str | None = None  # ...and its buckets
 
     @property
     def alert(self) -> str:
@@ -97,16 +139,14 @@ class SLI:
 AVAILABILITY = SLI(
     name="availability",
     title="Availability",
-    what="requests answered with a 5xx",
-    events_metric="agent_http_requests_total",
-    error_selector='code=~"5.."',
+    what="runs that ended in an error or a timeout (whatever their HTTP status) and 5xx answers",
 )
 LATENCY = SLI(
     name="latency",
     title="Latency",
-    what="requests slower than the latency threshold",
-    events_metric="agent_http_request_duration_seconds_count",
-    bucket_metric="agent_http_request_duration_seconds_bucket",
+    what="runs slower than the latency threshold, from accepted to finished (queue wait included)",
+    events_metric="agent_run_duration_seconds_count",
+    bucket_metric="agent_run_duration_seconds_bucket",
 )
 TTFT = SLI(
     name="ttft",
@@ -117,14 +157,45 @@ TTFT = SLI(
 )
 SLIS: tuple[SLI, ...] = (AVAILABILITY, LATENCY, TTFT)
 
+
+@dataclass(frozen=True)
+class SpendBurnWindow:
+    """One spend alert: the period's budget is being spent ``factor`` times faster than it lasts."""
+
+    period: str  # "day" or "month" (shepherd_slo_cost_budget_usd{period})
+    severity: Severity
+    factor: float
+    long: timedelta
+    short: timedelta
+    for_: timedelta
+
+    def exhaustion(self) -> timedelta:
+        return timedelta(seconds=round(SPEND_PERIODS[self.period].total_seconds() / self.factor))
+
+
+#: Budget periods; a month is 30 days for burn rates (status uses the calendar month).
+SPEND_PERIODS = {"day": timedelta(days=1), "month": timedelta(days=30)}
+_DAILY = {"day": "daily", "month": "monthly"}
+#: A runaway agent (a tool loop, a prompt that grew) pages; a steady overspend is a ticket.
+SPEND_BURN: tuple[SpendBurnWindow, ...] = (
+    SpendBurnWindow("day", "critical", 12, timedelta(hours=1), timedelta(minutes=5), timedelta(minutes=5)),
+    SpendBurnWindow("day", "warning", 3, timedelta(hours=6), timedelta(minutes=30), timedelta(minutes=30)),
+    SpendBurnWindow(
+        "month", "critical", 12, timedelta(hours=6), timedelta(minutes=30), timedelta(minutes=15)
+    ),
+    SpendBurnWindow("month", "warning", 2, timedelta(days=3), timedelta(hours=6), timedelta(hours=1)),
+)
+
 # Alert names that are not per SLI.
 NO_DATA_ALERT = "ShepherdSLONoData"
+SPEND_ALERT = "ShepherdSpendBudgetBurn"
 CIRCUIT_OPEN_ALERT = "ShepherdCircuitOpen"
 ALL_CIRCUITS_OPEN_ALERT = "ShepherdAllCircuitsOpen"
 FALLBACK_ALERT = "ShepherdLLMFallbackRateHigh"
 OPERATOR_DOWN_ALERT = "ShepherdOperatorDown"
 RECONCILE_ERRORS_ALERT = "ShepherdReconcileErrors"
 PROMETHEUS_UNREACHABLE_ALERT = "ShepherdPrometheusUnreachable"
+REDIS_MEMORY_ALERT = "ShepherdRedisMemoryHigh"
 
 
 @dataclass(frozen=True)
@@ -135,6 +206,9 @@ class RuleConfig:
     scrape_interval: timedelta = DEFAULT_SCRAPE_INTERVAL
     #: Extra matchers on the HTTP SLI metrics (the service already leaves probes and scrapes out).
     http_selector: str = ""
+    #: Spend burn-rate alerts, and the resolution of status.spend (``...:step_increase``).
+    spend_burn: tuple[SpendBurnWindow, ...] = SPEND_BURN
+    spend_step: timedelta = timedelta(minutes=5)
     #: ShepherdCircuitOpen: a circuit not closed (open or half-open) for this long.
     circuit_open_for: timedelta = timedelta(minutes=5)
     #: ShepherdAllCircuitsOpen: every circuit of a pod not closed for this long.
@@ -150,6 +224,9 @@ class RuleConfig:
     reconcile_window: timedelta = timedelta(minutes=10)
     reconcile_errors_for: timedelta = timedelta(minutes=15)
     prometheus_unreachable_for: timedelta = timedelta(minutes=5)
+    #: ShepherdRedisMemoryHigh: the managed Redis' used memory over its maxmemory (noeviction).
+    redis_memory_ratio_threshold: float = 0.80
+    redis_memory_for: timedelta = timedelta(minutes=10)
     #: Rule-group evaluation interval; None keeps Prometheus' global evaluation_interval.
     evaluation_interval: timedelta | None = None
     extra_labels: dict[str, str] = field(default_factory=dict)
@@ -236,30 +313,80 @@ def errors_record(window: timedelta) -> str:
     return f"shepherd:sli_errors:rate{format_duration(window)}"
 
 
-def _sli_rules(sli: SLI, window: timedelta, config: RuleConfig) -> list[dict[str, Any]]:
+def run_failures_record(window: timedelta) -> str:
+    return f"shepherd:run_failures:rate{format_duration(window)}"
+
+
+def availability_exprs(window: str, *, matchers: str = "", http_selector: str = "") -> tuple[str, str]:
+    """Availability events and bad events per second over ``window`` (a PromQL duration, or a
+    Grafana variable such as ``$__rate_interval``), summed by (namespace, agentdeployment). A
+    resource without bad series has no bad-events result: callers add ``or 0 * <events>``.
+
+    ``matchers`` go on every series (a board's variables), ``http_selector`` on the HTTP ones only.
+    Which series are events: see the module docstring.
+    """
+
+    def http(*extra: str) -> str:
+        return f"agent_http_requests_total{_selector(matchers, http_selector, *extra)}"
+
+    def runs(outcomes: str) -> str:
+        outcome = f'outcome=~"{outcomes}"'
+        return f"agent_runs_total{_selector(matchers, outcome)}"
+
+    five = 'code=~"5.."'
+    events = [
+        http(f'route!~"{RUN_ROUTES}"'),
+        http(f'route=~"{RUN_CREATE_ROUTES}"', 'method!="POST"', 'code!~"5.."'),
+        http(f'route=~"{RUN_ROUTES}"', five),
+        runs(RUN_EVENTS),
+    ]
+    bad = [http(five), runs(RUN_ERRORS)]
+
+    def total(selectors: list[str]) -> str:
+        # The selectors pick disjoint series (rate() drops the metric name, the labels differ):
+        # ``or`` is their union, summed once.
+        union = "\n  or\n  ".join(f"rate({selector}[{window}])" for selector in selectors)
+        return f"sum by ({_BY}) (\n  {union}\n)"
+
+    return total(events), total(bad)
+
+
+def _threshold(sli: SLI, window: timedelta) -> tuple[str, str]:
     w = format_duration(window)
-    http = config.http_selector if sli.events_metric.startswith("agent_http_") else ""
-    events = f"sum by ({_BY}) (rate({sli.events_metric}{_selector(http)}[{w}]))"
-    if sli.bucket_metric is None:
-        bad = f"sum by ({_BY}) (rate({sli.events_metric}{_selector(http, sli.error_selector)}[{w}]))"
-        # No 5xx series yet must read as zero errors, not as "no data".
-        errors = f"{bad}\nor\n0 * {events}"
+    events = f"sum by ({_BY}) (rate({sli.events_metric}[{w}]))"
+    good = (
+        f"sum by ({_BY}) (\n"
+        f"  rate({sli.bucket_metric}[{w}])\n"
+        f"  and on ({_BY}, le)\n"
+        f'  shepherd_slo_latency_threshold_bucket{{sli="{sli.name}"}}\n'
+        f")"
+    )
+    return events, f"{events}\n-\n{good}"
+
+
+def _sli_rules(sli: SLI, window: timedelta, config: RuleConfig) -> list[dict[str, Any]]:
+    if sli is AVAILABILITY:
+        events, bad = availability_exprs(format_duration(window), http_selector=config.http_selector)
+        # No bad series yet must read as zero errors, not as "no data". The events were recorded
+        # by the rule before this one: rules of a group run in order and see earlier results.
+        errors = f'{bad}\nor\n0 * sum by ({_BY}) ({events_record(window)}{{sli="{sli.name}"}})'
     else:
-        good = (
-            f"sum by ({_BY}) (\n"
-            f"  rate({sli.bucket_metric}{_selector(http)}[{w}])\n"
-            f"  and on ({_BY}, le)\n"
-            f'  shepherd_slo_latency_threshold_bucket{{sli="{sli.name}"}}\n'
-            f")"
-        )
-        errors = f"{events}\n-\n{good}"
+        events, errors = _threshold(sli, window)
     labels = {"sli": sli.name}
     return [_record(events_record(window), events, labels), _record(errors_record(window), errors, labels)]
 
 
+def _run_failures_rule(window: timedelta) -> dict[str, Any]:
+    w = format_duration(window)
+    expr = f'sum by ({_BY}, reason) (rate(agent_runs_total{{outcome=~"{RUN_ERRORS}"}}[{w}]))'
+    return _record(run_failures_record(window), expr)
+
+
 def sli_group(windows: Iterable[SLOWindows], config: RuleConfig) -> dict[str, Any]:
+    windows = list(windows)
     needed = sorted({w for ws in windows for w in ws.rate_windows})
     rules = [rule for w in needed for sli in SLIS for rule in _sli_rules(sli, w, config)]
+    rules += [_run_failures_rule(w) for w in sorted({ws.budget_step for ws in windows})]
     return _group("shepherd-sli", rules, config.evaluation_interval)
 
 
@@ -323,10 +450,24 @@ def _burn_alert(sli: SLI, ws: SLOWindows, row: BurnRateWindow, config: RuleConfi
             f'{{{{ printf "%.1f" $value }}}}x faster than sustainable over the last {long} '
             f"(and still over the last {short}); the threshold is {fmt_number(row.factor)}x of a "
             f"{slo_window} SLO, at which the whole budget is gone in {exhaustion}. "
-            f"Bad events are {sli.what}."
+            f"Bad events are {sli.what}.{_top_reason(long) if sli is AVAILABILITY else ''}"
         ),
         config=config,
         labels={"long": long, "short": short, "slo_window": slo_window, "exhaustion": exhaustion},
+    )
+
+
+def _top_reason(window: str) -> str:
+    """Template text naming the most frequent failure reason of the alert's resource over ``window``
+    (nothing when no run failed: the budget burns from 5xx only)."""
+    failures = (
+        "topk(1, sum by (reason) (increase(agent_runs_total{namespace=%q, agentdeployment=%q, "
+        f'outcome=~"{RUN_ERRORS}"}}[{window}])))'
+    )
+    return (
+        f"{{{{ range printf `{failures}` $labels.namespace $labels.agentdeployment | query }}}}"
+        f" Top failure reason over the last {window}: {{{{ .Labels.reason }}}} "
+        f'({{{{ .Value | printf "%.0f" }}}} failed runs).{{{{ end }}}}'
     )
 
 
@@ -364,6 +505,14 @@ def slo_groups(ws: SLOWindows, config: RuleConfig) -> list[dict[str, Any]]:
         )
         for kind, record in (("errors", errors_record), ("events", events_record))
     ]
+    steps.append(
+        _record(
+            "shepherd:slo_run_failures:step_rate",
+            f"{run_failures_record(ws.budget_step)}\nand on ({_BY})\n"
+            f'shepherd_slo_objective{{sli="availability", slo_window="{slo_window}"}}',
+            window_label,
+        )
+    )
     burn_rules = [_burn_rate_rule(w, slo_window) for w in ws.burn_windows]
     ratio = (
         f'sum_over_time(shepherd:slo_errors:step_rate{{slo_window="{slo_window}"}}[{slo_window}])\n'
@@ -378,6 +527,14 @@ def slo_groups(ws: SLOWindows, config: RuleConfig) -> list[dict[str, Any]]:
     budget = [
         _record("shepherd:slo_error_ratio", ratio, window_label),
         _record("shepherd:slo_error_budget_remaining:ratio", remaining, window_label),
+        _record(
+            "shepherd:slo_run_failures:ratio",
+            f'sum_over_time(shepherd:slo_run_failures:step_rate{{slo_window="{slo_window}"}}[{slo_window}])\n'
+            f"/ on ({_BY}) group_left ()\n"
+            f'sum_over_time(shepherd:slo_events:step_rate{{sli="availability", slo_window="{slo_window}"}}'
+            f"[{slo_window}])",
+            window_label,
+        ),
     ]
     alerts = [_burn_alert(sli, ws, row, config) for sli in SLIS for row in ws.burn]
     alerts.append(_no_data_alert(ws, config))
@@ -401,7 +558,7 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
     fallback = (
         f"sum by ({_BY}) (\n"
         f"  {success}\n"
-        f"  and on ({_BY}, model)\n"
+        f"  and on ({_BY}, provider, model)\n"
         f'  shepherd_slo_model_info{{role="fallback"}}\n'
         f")"
     )
@@ -419,10 +576,11 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
         f")"
     )
     open_for = format_duration(config.circuit_open_for)
-    # A circuit is named provider:model; an idle open one (a fallback no request needs since the
-    # primary recovered) keeps its gauge until its next call, so it must still be refusing or
-    # failing calls to count.
+    # A circuit is named provider:model, or tool:<tool> for a wrapped tool; an idle open one (a
+    # fallback no request needs since the primary recovered) keeps its gauge until its next call, so
+    # it must still be refusing or failing calls to count.
     unanswered = f'increase(agent_llm_requests_total{{outcome!="success"}}[{open_for}])'
+    tool_failures = f'increase(agent_tool_calls_total{{outcome!="success"}}[{open_for}])'
     all_for = format_duration(config.all_circuits_open_for)
     rules = [
         _record(ratio_name, ratio),
@@ -431,9 +589,15 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
             expr=(
                 f"max by ({_BY}, circuit) (agent_circuit_state) > 0\n"
                 f"and on ({_BY}, circuit)\n"
-                f"label_join(\n"
-                f"  sum by ({_BY}, provider, model) ({unanswered}) > 0,\n"
-                f'  "circuit", ":", "provider", "model"\n)'
+                f"(\n"
+                f"  label_join(\n"
+                f"    sum by ({_BY}, provider, model) ({unanswered}) > 0,\n"
+                f'    "circuit", ":", "provider", "model"\n  )\n'
+                f"  or\n"
+                f"  label_replace(\n"
+                f"    sum by ({_BY}, tool) ({tool_failures}) > 0,\n"
+                f'    "circuit", "tool:$1", "tool", "(.*)"\n  )\n'
+                f")"
             ),
             for_=config.circuit_open_for,
             severity="warning",
@@ -441,8 +605,8 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
             description=(
                 f"Circuit {{{{ $labels.circuit }}}} of {_where('')} has been open or half-open "
                 f"(state {{{{ $value }}}}: 1 half-open, 2 open) for more than {open_for} in at least "
-                f"one pod, and calls to it were still refused or failing in the last {open_for}; they "
-                f"fail fast or go to a fallback model."
+                f"one pod, and calls to it were still refused or failing in the last {open_for}; model "
+                f"calls fail fast or go to a fallback model, tool calls fail fast."
             ),
             config=config,
         ),
@@ -450,7 +614,7 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
             ALL_CIRCUITS_OPEN_ALERT,
             expr=(
                 f"count by ({_BY}) (\n"
-                f"  count by ({_BY}, instance) (agent_circuit_state > 0)\n"
+                f'  count by ({_BY}, instance) (agent_circuit_state{{circuit!~"tool:.*"}} > 0)\n'
                 f"  >= on ({_BY}) group_left ()\n"
                 f"  max by ({_BY}) (shepherd_slo_circuits_expected)\n"
                 f")"
@@ -483,6 +647,127 @@ def llm_group(config: RuleConfig) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# The managed Redis (redis_exporter metrics, scraped by the PodMonitor's ``metrics`` endpoint)
+# --------------------------------------------------------------------------------------------
+
+
+def redis_group(config: RuleConfig) -> dict[str, Any]:
+    ratio = config.redis_memory_ratio_threshold
+    for_ = format_duration(config.redis_memory_for)
+    rules = [
+        _alert(
+            REDIS_MEMORY_ALERT,
+            expr=(
+                f"max by ({_BY}) (redis_memory_used_bytes)\n"
+                f"/\n"
+                f"max by ({_BY}) (redis_memory_max_bytes > 0)\n"
+                f"> {fmt_number(ratio)}"
+            ),
+            for_=config.redis_memory_for,
+            severity="warning",
+            summary=f"A managed Redis has used more than {fmt_percent(ratio)} of its maxmemory for {for_}.",
+            description=(
+                f"The managed Redis of {_where('')} holds {{{{ $value | humanizePercentage }}}} of its "
+                f"maxmemory (threshold {fmt_percent(ratio)}). It runs with noeviction: when full it "
+                f"refuses writes, and new threads, runs and checkpoints fail with 503."
+            ),
+            config=config,
+        )
+    ]
+    return _group("shepherd-redis", rules, config.evaluation_interval)
+
+
+# Spend against spec.costBudget
+# --------------------------------------------------------------------------------------------
+
+
+def spend_rate_record(window: timedelta) -> str:
+    return f"shepherd:llm_cost_usd:rate{format_duration(window)}"
+
+
+SPEND_STEP_RECORD = "shepherd:llm_cost_usd:step_increase"
+
+
+def _cost_budget(period: str) -> str:
+    return f'max by ({_BY}) (shepherd_slo_cost_budget_usd{{period="{period}"}})'
+
+
+def _spend_burn(period: str, window: timedelta, factor: float) -> str:
+    return (
+        f'shepherd:spend_burn_rate{{period="{period}", window="{format_duration(window)}"}} '
+        f"> {fmt_number(factor)}"
+    )
+
+
+def _spend_alert(row: SpendBurnWindow, config: RuleConfig) -> dict[str, Any]:
+    long, short = format_duration(row.long), format_duration(row.short)
+    exhaustion = format_duration(row.exhaustion())
+    budget = f'max(shepherd_slo_cost_budget_usd{{namespace=%q, agentdeployment=%q, period="{row.period}"}})'
+    amount = (
+        f"{{{{ range printf `{budget}` $labels.namespace $labels.agentdeployment | query }}}}"
+        f' of {{{{ .Value | printf "%.2f" }}}} USD{{{{ end }}}}'
+    )
+    speed = "fast" if row.severity == "critical" else "steadily"
+    return _alert(
+        SPEND_ALERT,
+        expr=(
+            f"{_spend_burn(row.period, row.long, row.factor)}\n"
+            f"and on ({_BY})\n"
+            f"{_spend_burn(row.period, row.short, row.factor)}"
+        ),
+        for_=row.for_,
+        severity=row.severity,
+        summary=f"LLM spend is burning through a cost budget {speed}.",
+        description=(
+            f"{_where('')} is spending its {_DAILY[row.period]} LLM budget{amount} "
+            f'{{{{ printf "%.1f" $value }}}}x faster than it lasts over the last {long} (and still '
+            f"over the last {short}); the threshold is {fmt_number(row.factor)}x, at which the "
+            f"{row.period}'s budget is gone in {exhaustion}. With spec.costBudget.enforce new runs "
+            f"are refused (429) once it is gone."
+        ),
+        config=config,
+        labels={"period": row.period, "long": long, "short": short, "exhaustion": exhaustion},
+    )
+
+
+def spend_groups(config: RuleConfig) -> list[dict[str, Any]]:
+    rows = config.spend_burn
+    windows = sorted({w for row in rows for w in (row.long, row.short)})
+    rates = [
+        _record(
+            spend_rate_record(w), f"sum by ({_BY}) (rate(agent_llm_cost_usd_total[{format_duration(w)}]))"
+        )
+        for w in windows
+    ]
+    burns = [
+        _record(
+            "shepherd:spend_burn_rate",
+            f"{spend_rate_record(w)} * {fmt_number(SPEND_PERIODS[period].total_seconds())}\n"
+            f"/ on ({_BY})\n{_cost_budget(period)}",
+            {"period": period, "window": format_duration(w)},
+        )
+        for period, w in sorted({(row.period, w) for row in rows for w in (row.long, row.short)})
+    ]
+    alerts = [_spend_alert(row, config) for row in rows]
+    step = config.spend_step
+    increase = _record(
+        SPEND_STEP_RECORD,
+        f"sum by ({_BY}) (increase(agent_llm_cost_usd_total[{format_duration(step)}]))",
+    )
+    interval = config.evaluation_interval
+    return [
+        _group("shepherd-spend", rates + burns + alerts, interval),
+        _group("shepherd-spend-steps", [increase], max(step, interval) if interval else step),
+    ]
+
+
+def window_independent_groups(config: RuleConfig) -> list[dict[str, Any]]:
+    """Circuits, fallbacks, the managed Redis and spend: the same whatever SLO windows the fleet
+    uses, so written once for the fleet."""
+    return [llm_group(config), redis_group(config), *spend_groups(config)]
+
+
+# --------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------
 
@@ -505,7 +790,7 @@ def rule_groups(
     groups = [sli_group(scaled, config)]
     for ws in scaled:
         groups.extend(slo_groups(ws, config))
-    groups.append(llm_group(config))
+    groups.extend(window_independent_groups(config))
     return groups
 
 

@@ -15,11 +15,10 @@ from pydantic import ValidationError
 
 from agent_service.api.assistants import resolve_assistant
 from agent_service.api.deps import RuntimeDep, ThreadDep, current_tenant
-from agent_service.api.runs import field_error
+from agent_service.api.runs import check_webhook, field_error
 from agent_service.api.schemas import CronCount, CronCreate, CronPatch, CronRun, CronSearch, RunCreate
 from agent_service.observability.context import current_request
 from agent_service.runs.crons import CronError, check_schedule, zone
-from agent_service.runs.webhooks import WebhookRefusedError
 from agent_service.runtime import Runtime
 from agent_service.serialization import now_iso, to_jsonable
 
@@ -60,11 +59,7 @@ async def _validated(runtime: Runtime, fields: CronRun, schedule: str | None, ti
         zone(timezone)
     except CronError as error:
         raise field_error(error.field, str(error)) from None
-    if fields.webhook is not None:
-        try:
-            await runtime.engine.webhooks.policy.resolve(fields.webhook, must_resolve=False)
-        except WebhookRefusedError as refusal:
-            raise field_error("webhook", f"webhook refused: {refusal}") from None
+    await check_webhook(runtime, fields.webhook)
 
 
 async def _create(runtime: Runtime, thread_id: str | None, body: CronCreate) -> dict[str, Any]:

@@ -50,18 +50,19 @@ def _paths(record: dict[str, Any]) -> tuple[str, str]:
     return (f"/runs/{run_id}" if record.get("temporary") else f"/threads/{thread_id}/runs/{run_id}"), run_id
 
 
-async def _check_webhook(runtime: Runtime, body: RunCreate) -> None:
-    if body.webhook is None:
+async def check_webhook(runtime: Runtime, webhook: str | None) -> None:
+    """A run's or a cron's webhook is refused now (422 naming the field), not when it is due."""
+    if webhook is None:
         return
     try:
-        await runtime.engine.webhooks.policy.resolve(body.webhook, must_resolve=False)
+        await runtime.engine.webhooks.policy.resolve(webhook, must_resolve=False)
     except WebhookRefusedError as refusal:
         raise field_error("webhook", f"webhook refused: {refusal}") from None
 
 
 async def _start(runtime: Runtime, thread_id: str | None, body: RunCreate) -> dict[str, Any]:
     assistant = await resolve_assistant(runtime, body.assistant_id)
-    await _check_webhook(runtime, body)
+    await check_webhook(runtime, body.webhook)
     identity = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
     tenant = current_tenant()
     if thread_id is None and body.on_completion == "keep":

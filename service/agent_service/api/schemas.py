@@ -10,7 +10,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+from agent_service.security import input_limits
 
 StreamMode = Literal[
     "values", "updates", "messages-tuple", "messages", "custom", "debug", "tasks", "checkpoints", "events"
@@ -37,8 +39,14 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def _within_input_limits(value: Any, info: ValidationInfo) -> Any:
+    return input_limits.check(value, info.field_name or "value")
+
+
 Json = Annotated[dict[str, Any], AfterValidator(_storable)]
 JsonValue = Annotated[Any, AfterValidator(_storable)]
+#: What a run or a state update carries into the graph: also bounded (``security.input_limits``).
+GraphInput = Annotated[Any, AfterValidator(_storable), AfterValidator(_within_input_limits)]
 # Redis range indexes are 64-bit: a larger offset would reach Redis as an error, not a 422.
 MAX_OFFSET = 2**31
 
@@ -154,7 +162,7 @@ class StateAtCheckpoint(_Body):
 
 
 class StateUpdate(_Body):
-    values: Json | list[Json] | None = None
+    values: Annotated[Json | list[Json] | None, AfterValidator(_within_input_limits)] = None
     as_node: str | None = None
     checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = None
@@ -168,14 +176,14 @@ class HistoryQuery(_Body):
 
 
 class CommandSpec(_Body):
-    update: JsonValue = None
-    resume: JsonValue = None
+    update: GraphInput = None
+    resume: GraphInput = None
     goto: str | list[str] | None = None
 
 
 class RunCreate(_Body):
     assistant_id: str = Field(min_length=1)
-    input: JsonValue = None
+    input: GraphInput = None
     command: CommandSpec | None = None
     stream_mode: StreamMode | list[StreamMode] = "values"
     stream_subgraphs: bool = False

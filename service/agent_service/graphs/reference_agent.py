@@ -1,7 +1,9 @@
 """The default graph: a small research assistant that answers with the help of two local tools.
 
 model node ──(tool calls?)──> tools node ──> model node ... ──> END
-Tools are deterministic and offline, so the agent runs the same on any machine.
+Tools are deterministic and offline, so the agent runs the same on any machine. They wear the tool
+armour (agent_service.tools.armoured): a deadline, retries and a circuit each; a tool that stays
+unavailable answers the model with the reason instead of failing the run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 
 from agent_service.llm import build_chat_model
 from agent_service.settings import Settings
+from agent_service.tools import ToolUnavailableError, armoured
 
 SYSTEM_PROMPT = (
     "You are a careful research assistant. Use search_notes to look facts up and calculator for "
@@ -59,6 +62,7 @@ def _evaluate(node: ast.AST) -> float:
 
 # Coroutine tools: a sync tool runs in a worker thread per call, a cost that shows under load.
 @tool
+@armoured(timeout_seconds=2)
 async def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression with + - * / % ** and parentheses, e.g. '(2 + 3) * 4'."""
     try:
@@ -68,6 +72,7 @@ async def calculator(expression: str) -> str:
 
 
 @tool
+@armoured(timeout_seconds=5, retries=2)
 async def search_notes(query: str) -> str:
     """Search the research notes for a topic and return the matching notes."""
     words = query.lower()
@@ -87,7 +92,7 @@ def build_graph(settings: Settings) -> StateGraph:
 
     builder = StateGraph(MessagesState)
     builder.add_node("model", call_model)
-    builder.add_node("tools", ToolNode(TOOLS))
+    builder.add_node("tools", ToolNode(TOOLS, handle_tool_errors=ToolUnavailableError))
     builder.add_edge(START, "model")
     builder.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
     builder.add_edge("tools", "model")

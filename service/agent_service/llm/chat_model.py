@@ -1,4 +1,4 @@
-"""Claude as a LangChain chat model, every call going through the resilient client."""
+"""The fallback chain as a LangChain chat model, every call going through the resilient client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from pydantic import ConfigDict
 
-from agent_service.llm.client import ResilientAnthropic
+from agent_service.llm.client import ResilientLLM
 from agent_service.llm.messages import (
     StreamTranslator,
     from_anthropic_message,
@@ -39,7 +39,7 @@ class AnthropicChatModel(ToolBindingMixin, BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    llm: ResilientAnthropic
+    llm: ResilientLLM
     max_tokens: int = 1024
     temperature: float | None = None
 
@@ -49,7 +49,7 @@ class AnthropicChatModel(ToolBindingMixin, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"models": self.llm.config.models, "max_tokens": self.max_tokens}
+        return {"models": [r.circuit for r in self.llm.config.routes], "max_tokens": self.max_tokens}
 
     def _params(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> dict:
         params = {"max_tokens": self.max_tokens, **to_anthropic_request(messages), **kwargs}

@@ -7,12 +7,15 @@ operator aggregates it across pods.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
 from agent_service.observability.metrics import CIRCUIT_STATE
+
+log = logging.getLogger(__name__)
 
 
 class CircuitState(IntEnum):
@@ -88,6 +91,8 @@ class CircuitBreaker:
             self._probes_started -= 1
 
     def _move_to(self, state: CircuitState) -> None:
+        level = logging.WARNING if state is CircuitState.OPEN else logging.INFO
+        log.log(level, "circuit %s is %s", self.name, state.name.lower().replace("_", "-"))
         self._state = state
         self._failures = 0
         self._probes_started = self._probes_succeeded = 0

@@ -1,9 +1,13 @@
-"""One resilient way to call Anthropic's Messages API, used by every model call of the service.
+"""One resilient way to call an LLM, used by every model call of the service (and of its gateway).
 
-A call goes: token budget check (before anything is sent) -> concurrency slot -> for each model of the
-fallback chain: circuit breaker -> attempt with a deadline -> retries with backoff on retryable errors.
-Every attempt is measured (agent_llm_* metrics, an OpenTelemetry span) and its usage charged.
-The SDK's own retries are off (max_retries=0) so that this policy is the only one.
+A call goes: response cache (deterministic calls, opt-in) -> budget reservation of its worst case
+(before anything is sent; released once the call is over, llm/budget.py) -> concurrency slot -> for
+each entry of the fallback chain, whichever its provider: context fit (trim or refuse) -> circuit
+breaker -> attempt with a deadline -> retries with backoff on retryable errors.
+Every attempt is measured (agent_llm_* metrics labelled with the provider and model that answered,
+an OpenTelemetry span) and its usage charged. When every entry fails, the configured degraded reply
+answers instead (marked on the request context: see `degrade`), or the error is raised.
+Requests and answers are Anthropic Messages shapes whatever the provider (llm/providers).
 """
 
 from __future__ import annotations
@@ -16,44 +20,72 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import anthropic
 from anthropic.types import Message, RawMessageStreamEvent
 from opentelemetry import trace
 from redis.asyncio import Redis
 
-from agent_service.llm.budget import BudgetPolicy, TokenBudget, estimate_tokens
-from agent_service.llm.circuit import CircuitPolicy, CircuitRegistry
+from agent_service.llm.budget import BudgetPolicy, Estimate, TokenBudget, estimate_tokens
+from agent_service.llm.cache import ResponseCache
+from agent_service.llm.circuit import CircuitBreaker, CircuitPolicy, CircuitRegistry
 from agent_service.llm.errors import (
     AllModelsFailedError,
     CircuitOpenError,
+    ContextTooLongError,
     ProviderRequestError,
     StreamBrokenError,
 )
+from agent_service.llm.fit import Overflow, fit, input_limit
 from agent_service.llm.pricing import Usage, cost_usd
-from agent_service.llm.retry import RetryPolicy, is_retryable, outcome_of, retry_after_seconds
+from agent_service.llm.providers import EventStream, Provider, build_provider
+from agent_service.llm.retry import (
+    PROVIDER_ERRORS,
+    STATUS_ERRORS,
+    RetryPolicy,
+    is_retryable,
+    outcome_of,
+    refuses_us,
+    retry_after_seconds,
+)
+from agent_service.llm.routes import ModelRoute
+from agent_service.llm.stream import MessageAccumulator, message_events, text_message
 from agent_service.observability.context import RequestContext, current_request
 from agent_service.observability.metrics import LLM_DURATION, LLM_REQUESTS, TTFT, record_llm_usage
 
-PROVIDER = "anthropic"
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 T = TypeVar("T")
+#: The `model` of a degraded answer (no model answered it).
+DEGRADED_MODEL = "shepherd-degraded"
+#: RequestContext.degraded of a run answered with the degraded reply: its agent_runs_total reason.
+DEGRADED_REASON = "llm_unavailable"
 
 
 @dataclass(frozen=True)
 class LLMConfig:
-    models: tuple[str, ...]  # primary first, then the fallbacks in order
-    api_key: str | None = None
-    base_url: str | None = None
+    routes: tuple[ModelRoute, ...]  # primary first, then the fallbacks in order
     timeout_seconds: float = 60.0
     max_tokens: int = 1024
     max_concurrency: int = 16
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
     budget: BudgetPolicy = field(default_factory=BudgetPolicy)
+    overflow: Overflow = Overflow.trim
+    degraded_reply: str | None = None
+    cache_ttl_seconds: int = 0  # 0: no response cache
 
 
-class ResilientAnthropic:
+class _NoCircuit:
+    """The stub's stand-in breaker: always closed, never exported."""
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def record_success(self) -> None: ...
+    def record_failure(self) -> None: ...
+    def release(self) -> None: ...
+
+
+class ResilientLLM:
     def __init__(
         self,
         config: LLMConfig,
@@ -64,52 +96,74 @@ class ResilientAnthropic:
     ) -> None:
         self.config = config
         self.circuits = CircuitRegistry(config.circuit)
-        for model in config.models:  # export every circuit (closed) from the start, not after first use
-            self.circuits.get(self.circuit_name(model))
+        for route in config.routes:  # export every circuit (closed) from the start, not after first use
+            if route.has_circuit:
+                self.circuits.get(route.circuit)
         self.budget = TokenBudget(config.budget, redis, key_prefix)
-        self._client = anthropic.AsyncAnthropic(
-            api_key=config.api_key, base_url=config.base_url, max_retries=0, timeout=config.timeout_seconds
+        self.cache = ResponseCache(
+            redis, key_prefix, config.cache_ttl_seconds, tuple(r.circuit for r in config.routes)
         )
+        self._providers: dict[ModelRoute, Provider] = {
+            route: build_provider(route, config.timeout_seconds) for route in config.routes
+        }
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._sleep = sleep
 
-    @staticmethod
-    def circuit_name(model: str) -> str:
-        return f"{PROVIDER}:{model}"
+    def breaker(self, route: ModelRoute) -> CircuitBreaker | _NoCircuit:
+        return self.circuits.get(route.circuit) if route.has_circuit else _NoCircuit()
 
     async def create(self, params: dict[str, Any]) -> Message:
         """A complete (non-streamed) message; `params` are the Messages API's, without `model`."""
         request = current_request()
-        await self.budget.check(request, estimate_tokens(json.dumps(params, default=str)))
-        async with self._slots:
-            return await self._first_model_that_answers(
-                lambda model: self._create_once(model, params, request)
-            )
+        key = self.cache.key(request.tenant, params)
+        if (cached := await self.cache.get(key)) is not None:  # costs nothing: no budget needed
+            return cached
+        async with self.budget.reserve(request, self._estimate(params)), self._slots:
+            try:
+                message = await self._first_route_that_answers(
+                    params, lambda route, fitted: self._create_once(route, fitted, request)
+                )
+            except AllModelsFailedError as error:
+                return self.degrade(error, request)
+        await self.cache.put(key, message)
+        return message
 
     async def stream(self, params: dict[str, Any]) -> AsyncIterator[RawMessageStreamEvent]:
-        """The SDK's raw stream events of the first model that answers.
+        """The raw stream events of the first entry that answers.
 
         Retries and fallbacks happen only until the stream's first event: after that, tokens have reached
-        the caller and a failure is raised (and counted against the model's circuit) instead.
+        the caller and a failure is raised (and counted against the entry's circuit) instead.
         """
         request = current_request()
         started = time.perf_counter()
-        await self.budget.check(request, estimate_tokens(json.dumps(params, default=str)))
-        async with self._slots:
-            opened = await self._first_model_that_answers(
-                lambda model: self._open_stream(model, params, request)
-            )
+        key = self.cache.key(request.tenant, params)
+        if (cached := await self.cache.get(key)) is not None:
+            for item in message_events(cached):
+                yield item
+            return
+        async with self.budget.reserve(request, self._estimate(params)), self._slots:
+            try:
+                opened = await self._first_route_that_answers(
+                    params, lambda route, fitted: self._open_stream(route, fitted, request)
+                )
+            except AllModelsFailedError as error:
+                for item in message_events(self.degrade(error, request)):
+                    yield item
+                return
+            answer = MessageAccumulator()
             first_token_seen = False
             try:
+                answer.observe(opened.first)
                 yield opened.first
-                async for event in opened.events:
-                    opened.usage.observe(event)
-                    if not first_token_seen and event.type == "content_block_delta":
+                async for item in opened.events:
+                    opened.usage.observe(item)
+                    answer.observe(item)
+                    if not first_token_seen and item.type == "content_block_delta":
                         first_token_seen = True
                         TTFT.observe(time.perf_counter() - started)
-                    yield event
+                    yield item
             except Exception as error:
-                self.circuits.get(self.circuit_name(opened.attempt.model)).record_failure()
+                self.breaker(opened.attempt.route).record_failure()
                 await opened.attempt.failed(error, opened.usage.total())
                 raise
             except BaseException:  # the consumer stopped reading early: not the provider's fault
@@ -119,40 +173,87 @@ class ResilientAnthropic:
                 await opened.attempt.succeeded(opened.usage.total())
             finally:
                 await opened.stream.close()
+        await self.cache.put(key, answer.message())
 
-    async def _first_model_that_answers(self, attempt: Callable[[str], Awaitable[T]]) -> T:
+    def _estimate(self, params: dict[str, Any]) -> Estimate:
+        """The worst case the budget reserves: the estimated input, max_tokens out, the dearest entry."""
+        routes = self.config.routes
+        return Estimate(
+            estimate_tokens(json.dumps(params, default=str)),
+            int(params.get("max_tokens") or self.config.max_tokens),
+            tuple(r.model for r in routes),
+            {r.model: r.price for r in routes if r.price is not None},
+        )
+
+    def degrade(self, error: AllModelsFailedError, request: RequestContext) -> Message:
+        """The degraded reply when one is configured (else `error`), marking the request context.
+
+        The mark is the contract with the run engine: a run whose context has `degraded` set (to
+        DEGRADED_REASON) ended with a degraded answer; the engine reports it as a failed run with that
+        reason, a bad event of the availability SLI, although the caller received the reply.
+        """
+        if self.config.degraded_reply is None:
+            raise error
+        log.warning("every model failed; answering with the degraded reply: %s", error)
+        request.degraded = DEGRADED_REASON
+        return text_message(self.config.degraded_reply, DEGRADED_MODEL)
+
+    async def _first_route_that_answers(
+        self, params: dict[str, Any], attempt: Callable[[ModelRoute, dict[str, Any]], Awaitable[T]]
+    ) -> T:
         errors: dict[str, Exception] = {}
-        for model in self.config.models:
+        for route in self.config.routes:
+            limit = input_limit(route.model, route.max_input_tokens)
             try:
-                return await self._with_retries(model, attempt)
+                fitted, dropped = fit(params, route.model, limit, self.config.overflow)
+            except ContextTooLongError as error:
+                errors[route.circuit] = error
+                continue
+            if dropped:
+                log.info(
+                    "dropped the %d oldest messages to fit %s's %d input tokens", dropped, route.model, limit
+                )
+            try:
+                return await self._with_retries(route, lambda r=route, p=fitted: attempt(r, p))
             except ProviderRequestError:
                 raise  # the request itself is wrong: another model would refuse it too
-            except (CircuitOpenError, anthropic.APIError, TimeoutError, StreamBrokenError) as error:
-                log.warning("model %s unavailable, trying the next one: %s", model, error)
-                errors[model] = error
+            except (CircuitOpenError, *PROVIDER_ERRORS) as error:
+                # An open circuit is counted (outcome circuit_open) and logged once, when it opened.
+                level = logging.DEBUG if isinstance(error, CircuitOpenError) else logging.WARNING
+                log.log(level, "%s unavailable, trying the next entry: %s", route.circuit, error)
+                errors[route.circuit] = error
+        if all(isinstance(e, ContextTooLongError) for e in errors.values()):
+            raise next(iter(errors.values()))
         raise AllModelsFailedError(errors, retry_after=_soonest_retry(errors.values()))
 
-    async def _with_retries(self, model: str, attempt: Callable[[str], Awaitable[T]]) -> T:
-        breaker = self.circuits.get(self.circuit_name(model))
+    async def _with_retries(self, route: ModelRoute, attempt: Callable[[], Awaitable[T]]) -> T:
+        breaker = self.breaker(route)
         number = 0
         while True:
             number += 1
             if not breaker.try_acquire():
-                LLM_REQUESTS.labels(PROVIDER, model, "circuit_open").inc()
-                raise CircuitOpenError(breaker.name, breaker.retry_after())
+                LLM_REQUESTS.labels(route.provider, route.model, "circuit_open").inc()
+                raise CircuitOpenError(breaker.name, breaker.retry_after())  # type: ignore[union-attr]
             try:
-                result = await attempt(model)
+                result = await attempt()
             except Exception as error:
+                if refuses_us(error):
+                    breaker.record_failure()
+                    raise
                 if not is_retryable(error):
                     breaker.release()
-                    if isinstance(error, anthropic.APIStatusError):
-                        raise ProviderRequestError(f"{model}: {error.status_code} {error.message}") from error
+                    if isinstance(error, STATUS_ERRORS):
+                        raise ProviderRequestError(
+                            f"{route.circuit}: {error.status_code} {error.message}"
+                        ) from error
                     raise
                 breaker.record_failure()
                 delay = self.config.retry.delay(number, retry_after_seconds(error))
                 if delay is None:
                     raise
-                log.info("retrying %s in %.2fs after attempt %d failed: %s", model, delay, number, error)
+                log.info(
+                    "retrying %s in %.2fs after attempt %d failed: %s", route.circuit, delay, number, error
+                )
                 await self._sleep(delay)
                 continue
             except BaseException:  # cancelled: no verdict on the provider
@@ -161,23 +262,27 @@ class ResilientAnthropic:
             breaker.record_success()
             return result
 
-    async def _create_once(self, model: str, params: dict[str, Any], request: RequestContext) -> Message:
-        attempt = _Attempt(self, model, request)
+    async def _create_once(
+        self, route: ModelRoute, params: dict[str, Any], request: RequestContext
+    ) -> Message:
+        attempt = _Attempt(self, route, request)
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
-                message = await self._client.messages.create(model=model, **params)
+                message = await self._providers[route].create(route.model, params)
         except Exception as error:
             await attempt.failed(error)
             raise
         await attempt.succeeded(_usage_from(message.usage))
         return message
 
-    async def _open_stream(self, model: str, params: dict[str, Any], request: RequestContext) -> _OpenStream:
-        attempt = _Attempt(self, model, request)
+    async def _open_stream(
+        self, route: ModelRoute, params: dict[str, Any], request: RequestContext
+    ) -> _OpenStream:
+        attempt = _Attempt(self, route, request)
         stream = None
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
-                stream = await self._client.messages.create(model=model, stream=True, **params)
+                stream = await self._providers[route].stream(route.model, params)
                 events = _read_events(stream)
                 first = await anext(events, None)
                 if first is None or first.type != "message_start":
@@ -193,16 +298,16 @@ class ResilientAnthropic:
 
 
 class _Attempt:
-    """One call attempt to one model: its span, duration, outcome, tokens, cost and budget charge."""
+    """One call attempt to one entry: its span, duration, outcome, tokens, cost and budget charge."""
 
-    def __init__(self, llm: ResilientAnthropic, model: str, request: RequestContext) -> None:
-        self.llm, self.model, self.request = llm, model, request
+    def __init__(self, llm: ResilientLLM, route: ModelRoute, request: RequestContext) -> None:
+        self.llm, self.route, self.request = llm, route, request
         self.started = time.perf_counter()
         self.span = _tracer.start_span(
             "llm.messages",
             attributes={
-                "gen_ai.system": PROVIDER,
-                "gen_ai.request.model": model,
+                "gen_ai.system": str(route.provider),
+                "gen_ai.request.model": route.model,
                 "llm.tenant": request.tenant,
             },
         )
@@ -219,9 +324,10 @@ class _Attempt:
         self._finish(outcome_of(error))
 
     async def _charge(self, usage: Usage) -> None:
-        cost = cost_usd(self.model, usage)
-        record_llm_usage(PROVIDER, self.model, usage.as_kinds(), cost)
-        await self.llm.budget.charge(self.request, usage, cost)
+        route = self.route
+        cost = cost_usd(route.model, usage, route.price)
+        record_llm_usage(route.provider, route.model, usage.as_kinds(), cost)
+        await self.llm.budget.charge(self.request, usage, cost, model=route.model)
         self.span.set_attributes(
             {
                 "gen_ai.usage.input_tokens": usage.input,
@@ -231,8 +337,8 @@ class _Attempt:
         )
 
     def _finish(self, outcome: str) -> None:
-        LLM_REQUESTS.labels(PROVIDER, self.model, outcome).inc()
-        LLM_DURATION.labels(PROVIDER, self.model).observe(time.perf_counter() - self.started)
+        LLM_REQUESTS.labels(self.route.provider, self.route.model, outcome).inc()
+        LLM_DURATION.labels(self.route.provider, self.route.model).observe(time.perf_counter() - self.started)
         self.span.set_attribute("llm.outcome", outcome)
         self.span.end()
 
@@ -243,11 +349,11 @@ class _StreamUsage:
     def __init__(self) -> None:
         self.counts = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0}
 
-    def observe(self, event: RawMessageStreamEvent) -> None:
-        if event.type == "message_start":
-            self._update(event.message.usage)
-        elif event.type == "message_delta":
-            self._update(event.usage)
+    def observe(self, item: RawMessageStreamEvent) -> None:
+        if item.type == "message_start":
+            self._update(item.message.usage)
+        elif item.type == "message_delta":
+            self._update(item.usage)
 
     def _update(self, usage: Any) -> None:
         for kind, value in _usage_from(usage).as_kinds().items():
@@ -260,25 +366,25 @@ class _StreamUsage:
 @dataclass
 class _OpenStream:
     attempt: _Attempt
-    stream: anthropic.AsyncStream[RawMessageStreamEvent]
+    stream: EventStream
     events: AsyncIterator[RawMessageStreamEvent]
     first: RawMessageStreamEvent
     usage: _StreamUsage = field(default_factory=_StreamUsage)
 
 
-async def _read_events(stream: AsyncIterator[RawMessageStreamEvent]) -> AsyncIterator[RawMessageStreamEvent]:
+async def _read_events(stream: EventStream) -> AsyncIterator[RawMessageStreamEvent]:
     """The stream's events; undecodable input becomes StreamBrokenError (retryable before the first token)."""
     iterator = aiter(stream)
     while True:
         try:
-            event = await anext(iterator)
+            item = await anext(iterator)
         except StopAsyncIteration:
             return
-        except (anthropic.APIError, TimeoutError):
+        except PROVIDER_ERRORS:
             raise
         except Exception as error:
             raise StreamBrokenError(f"unreadable stream: {error}") from error
-        yield event
+        yield item
 
 
 def _usage_from(usage: Any) -> Usage:

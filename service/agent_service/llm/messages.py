@@ -10,6 +10,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Syst
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+#: llm/client.py DEGRADED_MODEL (not imported: the client imports this module's users).
+DEGRADED_MODEL = "shepherd-degraded"
+
 
 def to_anthropic_tool(tool: Any) -> dict[str, Any]:
     """A LangChain tool (BaseTool, function, pydantic model or dict) as an Anthropic tool definition."""
@@ -35,7 +38,7 @@ def to_anthropic_tool_choice(choice: str | dict | None) -> dict[str, Any] | None
 
 def to_anthropic_request(messages: Sequence[BaseMessage]) -> dict[str, Any]:
     """`system` and `messages` of a Messages API request; consecutive same-role turns are merged."""
-    system = [_text_of(m.content) for m in messages if isinstance(m, SystemMessage)]
+    system = [text_of(m.content) for m in messages if isinstance(m, SystemMessage)]
     turns: list[dict[str, Any]] = []
     for message in messages:
         if isinstance(message, SystemMessage):
@@ -58,11 +61,11 @@ def _blocks_of(message: BaseMessage) -> list[dict[str, Any]]:
             {
                 "type": "tool_result",
                 "tool_use_id": message.tool_call_id,
-                "content": _text_of(message.content),
+                "content": text_of(message.content),
                 "is_error": message.status == "error",
             }
         ]
-    blocks = [{"type": "text", "text": text} for text in [_text_of(message.content)] if text]
+    blocks = [{"type": "text", "text": text} for text in [text_of(message.content)] if text]
     if isinstance(message, AIMessage):
         blocks += [
             {"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["args"]}
@@ -71,7 +74,7 @@ def _blocks_of(message: BaseMessage) -> list[dict[str, Any]]:
     return blocks or [{"type": "text", "text": "(empty)"}]
 
 
-def _text_of(content: str | list[Any]) -> str:
+def text_of(content: str | list[Any]) -> str:
     if isinstance(content, str):
         return content
     parts = [
@@ -100,7 +103,11 @@ def from_anthropic_message(message: Message) -> AIMessage:
         tool_calls=tool_calls,
         id=message.id,
         usage_metadata=usage_metadata(message.usage.input_tokens, message.usage.output_tokens),
-        response_metadata={"model_name": message.model, "stop_reason": message.stop_reason},
+        response_metadata={
+            "model_name": message.model,
+            "stop_reason": message.stop_reason,
+            "degraded": message.model == DEGRADED_MODEL,
+        },
     )
 
 

@@ -2,8 +2,10 @@
 
 Prices are Anthropic's published list prices for the 4.x families (https://www.anthropic.com/pricing);
 cache writes cost 1.25x input (5-minute TTL) and cache reads 0.1x input. A model is priced by the
-longest family prefix of its name; an unknown model is priced like the most expensive family, so the
-cost budget errs towards refusing rather than overspending.
+longest family its name contains (so Bedrock's `us.anthropic.claude-sonnet-4-5-...-v1:0` and Vertex's
+`claude-sonnet-4-5@20250929` are priced as Claude Sonnet); an unknown model is priced like the most
+expensive family, so the cost budget errs towards refusing rather than overspending. A chain entry's
+`pricing` (spec.model.pricing) replaces the table for that entry: self-hosted or discounted models.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Price:
+    """USD per million tokens; cache prices default to Anthropic's ratios of the input price."""
+
     input: float
     output: float
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
 
     @property
     def cache_write(self) -> float:
-        return self.input * 1.25
+        return self.input * 1.25 if self.cache_write_price is None else self.cache_write_price
 
     @property
     def cache_read(self) -> float:
-        return self.input * 0.1
+        return self.input * 0.1 if self.cache_read_price is None else self.cache_read_price
 
 
 PRICES_PER_MTOK: dict[str, Price] = {
@@ -57,12 +63,12 @@ class Usage:
 
 
 def price_of(model: str) -> Price:
-    family = max((f for f in PRICES_PER_MTOK if model.startswith(f)), key=len, default=None)
+    family = max((f for f in PRICES_PER_MTOK if f in model), key=len, default=None)
     return PRICES_PER_MTOK[family] if family else _MOST_EXPENSIVE
 
 
-def cost_usd(model: str, usage: Usage) -> float:
-    price = price_of(model)
+def cost_usd(model: str, usage: Usage, override: Price | None = None) -> float:
+    price = override or price_of(model)
     return (
         usage.input * price.input
         + usage.output * price.output

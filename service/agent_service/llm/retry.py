@@ -6,11 +6,27 @@ import random
 from dataclasses import dataclass
 
 import anthropic
+import openai
 
-from agent_service.llm.errors import StreamBrokenError
+from agent_service.llm.errors import ProviderUnavailableError, StreamBrokenError
 
 # 408/409 are transient by Anthropic's docs; 429 and every 5xx (incl. 529 overloaded) too.
 _RETRYABLE_4XX = frozenset({408, 409, 429})
+# The provider refuses *us* (key revoked, no access, model not deployed there): another entry of the
+# chain may well answer, so these move on to it (and count against the entry's circuit), unretried.
+_REFUSED_US = frozenset({401, 403, 404})
+# Both official SDKs share one error hierarchy shape (Stainless); every check covers both.
+STATUS_ERRORS = (anthropic.APIStatusError, openai.APIStatusError)
+TIMEOUT_ERRORS = (anthropic.APITimeoutError, openai.APITimeoutError, TimeoutError)
+CONNECTION_ERRORS = (anthropic.APIConnectionError, openai.APIConnectionError)
+#: Errors after which the next entry of the chain is tried.
+PROVIDER_ERRORS = (
+    anthropic.APIError,
+    openai.APIError,
+    TimeoutError,
+    StreamBrokenError,
+    ProviderUnavailableError,
+)
 
 
 @dataclass(frozen=True)
@@ -37,13 +53,18 @@ class RetryPolicy:
 
 
 def is_retryable(error: BaseException) -> bool:
-    if isinstance(
-        error, anthropic.APITimeoutError | anthropic.APIConnectionError | TimeoutError | StreamBrokenError
-    ):
+    if isinstance(error, (*TIMEOUT_ERRORS, *CONNECTION_ERRORS, StreamBrokenError)):
         return True
-    if isinstance(error, anthropic.APIStatusError):
+    if isinstance(error, STATUS_ERRORS):
         return error.status_code >= 500 or error.status_code in _RETRYABLE_4XX
     return False
+
+
+def refuses_us(error: BaseException) -> bool:
+    """The provider turned this entry away (not the request): fall back, count it on the circuit."""
+    return isinstance(error, ProviderUnavailableError) or (
+        isinstance(error, STATUS_ERRORS) and error.status_code in _REFUSED_US
+    )
 
 
 def retry_after_seconds(error: BaseException) -> float | None:
@@ -62,8 +83,8 @@ def retry_after_seconds(error: BaseException) -> float | None:
 
 def outcome_of(error: BaseException) -> str:
     """The `outcome` label of agent_llm_requests_total for a failed attempt."""
-    if isinstance(error, anthropic.APITimeoutError | TimeoutError):
+    if isinstance(error, TIMEOUT_ERRORS):
         return "timeout"
-    if isinstance(error, anthropic.APIStatusError) and error.status_code == 429:
+    if isinstance(error, STATUS_ERRORS) and error.status_code == 429:
         return "rate_limited"
     return "error"

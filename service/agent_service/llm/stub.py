@@ -93,33 +93,36 @@ class StubChatModel(ToolBindingMixin, BaseChatModel):
 
     def _reply(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> AIMessage:
         started = time.perf_counter()
-        last = messages[-1] if messages else HumanMessage("")
-        question = last.text
-        tool_call = None if isinstance(last, ToolMessage) else _choose_tool_call(question, tools)
-        if isinstance(last, ToolMessage):
-            text = f"Here is what I found: {last.text}"
-        elif tool_call:
-            text = ""
-        else:
-            text = f"(offline stub model) You asked: {question}"
-        digest = hashlib.sha256(f"{len(messages)}:{question}".encode()).hexdigest()[:16]
-        input_tokens = sum(len(m.text.split()) for m in messages)
-        output_tokens = len(text.split()) + (1 if tool_call else 0)
+        reply = stub_reply(messages, tools)
+        usage = reply.usage_metadata or {"input_tokens": 0, "output_tokens": 0}
         LLM_REQUESTS.labels(STUB_PROVIDER, STUB_MODEL, "success").inc()
         LLM_DURATION.labels(STUB_PROVIDER, STUB_MODEL).observe(time.perf_counter() - started)
-        record_llm_usage(STUB_PROVIDER, STUB_MODEL, {"input": input_tokens, "output": output_tokens}, 0.0)
-        return AIMessage(
-            content=text,
-            id=f"msg_stub_{digest}",
-            tool_calls=[{**tool_call, "id": f"toolu_stub_{digest}", "type": "tool_call"}]
-            if tool_call
-            else [],
-            usage_metadata=usage_metadata(input_tokens, output_tokens),
-            response_metadata={
-                "model_name": STUB_MODEL,
-                "stop_reason": "tool_use" if tool_call else "end_turn",
-            },
-        )
+        tokens = {"input": usage["input_tokens"], "output": usage["output_tokens"]}
+        record_llm_usage(STUB_PROVIDER, STUB_MODEL, tokens, 0.0)
+        return reply
+
+
+def stub_reply(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> AIMessage:
+    """The stub's answer to `messages` with `tools` (Anthropic tool definitions) bound; no side effects."""
+    last = messages[-1] if messages else HumanMessage("")
+    question = last.text
+    tool_call = None if isinstance(last, ToolMessage) else _choose_tool_call(question, tools)
+    if isinstance(last, ToolMessage):
+        text = f"Here is what I found: {last.text}"
+    elif tool_call:
+        text = ""
+    else:
+        text = f"(offline stub model) You asked: {question}"
+    digest = hashlib.sha256(f"{len(messages)}:{question}".encode()).hexdigest()[:16]
+    input_tokens = sum(len(m.text.split()) for m in messages)
+    output_tokens = len(text.split()) + (1 if tool_call else 0)
+    return AIMessage(
+        content=text,
+        id=f"msg_stub_{digest}",
+        tool_calls=[{**tool_call, "id": f"toolu_stub_{digest}", "type": "tool_call"}] if tool_call else [],
+        usage_metadata=usage_metadata(input_tokens, output_tokens),
+        response_metadata={"model_name": STUB_MODEL, "stop_reason": "tool_use" if tool_call else "end_turn"},
+    )
 
 
 def _choose_tool_call(question: str, tools: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -3,6 +3,11 @@
 The request-context middleware sets it first, auth fills in user and tenant, logs read the request id,
 the token budget reads the tenant and adds up the request's tokens. Tasks spawned while serving the
 request (background runs) copy the context and so share the same object.
+
+`degraded` is set by the LLM client when every model failed and the configured degraded reply
+answered instead (llm/client.py `ResilientLLM.degrade`): the run engine reads it at the end of a run
+and reports the run as failed with that reason (`llm_unavailable`); the response carries
+`X-Shepherd-Degraded` (observability/logging.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ class RequestContext:
     user: str = "anonymous"
     tenant: str = DEFAULT_TENANT
     tokens_used: int = 0
+    degraded: str | None = None  # the run reason of a degraded answer, see the module docstring
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("agent_request_context", default=None)

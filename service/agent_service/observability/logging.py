@@ -75,7 +75,8 @@ class RequestContextMiddleware:
             return
         offered = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
         request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
-        enter_request(RequestContext(request_id=request_id))
+        context = RequestContext(request_id=request_id)
+        enter_request(context)
         status = 500
         start = time.perf_counter()
 
@@ -83,7 +84,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode()))
+                if context.degraded:  # a run answered with the degraded reply (llm/client.py)
+                    headers.append((b"x-shepherd-degraded", context.degraded.encode()))
             await send(message)
 
         try:

@@ -13,9 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-_TTFT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
+#: Bucket boundaries of the SLI histograms. The one source: the operator's copy
+#: (``operator/shepherd/data/histogram-buckets.json``, from which the CRD lists the SLO thresholds
+#: it accepts) is generated from these by ``python -m shepherd.slo.buckets`` (``make generate``).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+TTFT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30)
 _LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+#: Runs, accepted to finished (the latency SLI): the HTTP buckets, so a threshold that was a bucket
+#: there still is one, plus 300 s and the default run timeout of 600 s. The operator's objectives
+#: (shepherd.slo.objectives.RUN_DURATION_BUCKETS) pick SLO thresholds from this list.
+RUN_DURATION_BUCKETS = (*LATENCY_BUCKETS, 300, 600)
 
 HTTP_REQUESTS = Counter(
     "agent_http_requests_total",
@@ -26,10 +33,10 @@ HTTP_DURATION = Histogram(
     "agent_http_request_duration_seconds",
     "HTTP request duration until the response body ends.",
     ["route", "method"],
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 TTFT = Histogram(
-    "agent_ttft_seconds", "Time from a model call to its first streamed token.", buckets=_TTFT_BUCKETS
+    "agent_ttft_seconds", "Time from a model call to its first streamed token.", buckets=TTFT_BUCKETS
 )
 INFLIGHT = Gauge("agent_inflight_requests", "HTTP requests being served (autoscaling signal).")
 LLM_REQUESTS = Counter(
@@ -50,15 +57,18 @@ RATE_LIMITED = Counter("agent_rate_limited_total", "Requests refused by a rate l
 TOKEN_BUDGET_EXHAUSTED = Counter(
     "agent_token_budget_exhausted_total", "LLM calls refused by a token or cost budget.", ["scope"]
 )
-# Runs: the SLI events (DESIGN "Metrics contract"); counted once per run, when it ends.
+# Runs: the SLI events (DESIGN "Metrics contract"), counted once per run when it ends; see
+# observability/outcomes.py for the outcome and reason of a run and `record_run` to count one.
 RUNS = Counter(
     "agent_runs_total", "Runs that ended, by outcome and (failures only) reason.", ["outcome", "reason"]
 )
 RUN_DURATION = Histogram(
-    "agent_run_duration_seconds", "Runs from accepted to finished.", buckets=_LATENCY_BUCKETS
+    "agent_run_duration_seconds",
+    "Runs that are SLI events (not cancelled), from accepted to finished, queue wait included.",
+    buckets=RUN_DURATION_BUCKETS,
 )
 RUN_QUEUE = Histogram(
-    "agent_run_queue_seconds", "Runs from accepted to their first start.", buckets=_LATENCY_BUCKETS
+    "agent_run_queue_seconds", "Runs from accepted to their first start.", buckets=RUN_DURATION_BUCKETS
 )
 RUNS_PENDING = Gauge(
     "agent_runs_pending",
@@ -72,6 +82,16 @@ WEBHOOK_DELIVERIES = Counter(
     "agent_webhook_deliveries_total",
     "Run webhook deliveries: delivered, retried (a failed try), failed (gave up), refused (destination).",
     ["outcome"],
+)
+LLM_CACHE = Counter(
+    "agent_llm_cache_total", "Response cache look-ups of deterministic LLM calls by result.", ["result"]
+)
+TOOL_CALLS = Counter("agent_tool_calls_total", "Tool calls by outcome.", ["tool", "outcome"])
+TOOL_DURATION = Histogram(
+    "agent_tool_duration_seconds",
+    "Duration of one tool call (every attempt of a wrapped tool included).",
+    ["tool"],
+    buckets=LATENCY_BUCKETS,
 )
 # Not in the DESIGN contract: counts decisions taken without Redis (see security/ratelimit.py, llm/budget.py).
 FAIL_OPEN = Counter(

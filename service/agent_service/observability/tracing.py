@@ -2,8 +2,8 @@
 
 Off (the API's no-op tracer, near-zero cost) unless OTEL_EXPORTER_OTLP_ENDPOINT is set; the standard
 OTEL_* variables (headers, sampler, resource attributes) are honoured by the SDK itself.
-LLM call spans are made in llm/client.py; node spans by `GraphTracingCallback`, which the executor adds
-to a run's callbacks (see `graph_callbacks`).
+LLM call spans are made in llm/client.py; node and tool-call spans by `GraphTracingCallback`, which the
+executor adds to a run's callbacks (see `graph_callbacks`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -37,6 +38,15 @@ def configure_tracing(settings: Settings, exporter: SpanExporter | None = None) 
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def instrument_http_clients() -> None:
+    """Every httpx2 client of the process (the openai and anthropic SDKs', whoever built them) sends
+    the current trace context and baggage: how a graph's own model calls name their run to the LLM
+    gateway (llm/scope.py), and client spans when tracing is on."""
+    instrumentor = HTTPX2ClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
 
 
 def tracing_enabled() -> bool:
@@ -81,19 +91,22 @@ class TracingMiddleware:
 
 
 class GraphTracingCallback(BaseCallbackHandler):
-    """A span per LangGraph node run (chains whose metadata names a `langgraph_node`).
+    """A span per LangGraph node run (chains whose metadata names a `langgraph_node`) and per tool call,
+    a tool's span the child of its node's.
 
     Synchronous and inline on purpose: an async handler called from a sync tool's worker thread makes
     LangChain start a fresh event loop per event (`_run_coros`), which cost more than the run itself
-    under load; span start/end are cheap calls. Every event but the chain ones is ignored.
+    under load; span start/end are cheap calls. Model and retriever events are ignored (not agent
+    events: LangChain gates tool events by `ignore_agent`).
     """
 
     run_inline = True
-    ignore_llm = ignore_chat_model = ignore_agent = ignore_retriever = True
+    ignore_llm = ignore_chat_model = ignore_retriever = True
     ignore_retry = ignore_custom_event = True
 
     def __init__(self) -> None:
         self._spans: dict[UUID, trace.Span] = {}
+        self._node_of: dict[UUID, trace.Span] = {}  # chain run -> span of the node it runs in
 
     def on_chain_start(
         self,
@@ -101,26 +114,56 @@ class GraphTracingCallback(BaseCallbackHandler):
         inputs: Any,
         *,
         run_id: UUID,
+        parent_run_id: UUID | None = None,
         metadata: dict[str, Any] | None = None,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
         node = (metadata or {}).get("langgraph_node")
-        if node is None or name != node:  # only the node itself, not the runnables inside it
+        if node is None or name != node:  # not the node itself: remember which node it runs in
+            if parent_run_id in self._node_of:
+                self._node_of[run_id] = self._node_of[parent_run_id]
             return
-        self._spans[run_id] = _tracer.start_span(
+        self._spans[run_id] = self._node_of[run_id] = _tracer.start_span(
             f"graph.node {node}",
             attributes={"langgraph.node": node, "langgraph.step": (metadata or {}).get("langgraph_step", -1)},
         )
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        if span := self._spans.pop(run_id, None):
-            span.end()
+        self._end(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error)
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = (serialized or {}).get("name") or kwargs.get("name") or "unknown"
+        node = self._node_of.get(parent_run_id) if parent_run_id else None
+        self._spans[run_id] = _tracer.start_span(
+            f"tool {name}",
+            context=trace.set_span_in_context(node) if node else None,
+            attributes={"tool.name": name, "tool.call_id": kwargs.get("tool_call_id") or ""},
+        )
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error)
+
+    def _end(self, run_id: UUID, error: BaseException | None = None) -> None:
+        self._node_of.pop(run_id, None)
         if span := self._spans.pop(run_id, None):
-            span.record_exception(error)
-            span.set_status(trace.StatusCode.ERROR, str(error))
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(trace.StatusCode.ERROR, str(error))
             span.end()
 
 

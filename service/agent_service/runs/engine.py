@@ -297,9 +297,13 @@ class RunEngine:
         if execution is not None:
             await asyncio.shield(execution.ended.wait())
             if execution.result is not None:
+                _mark_degraded(execution.context.degraded if execution.context else None)
                 return execution.result
         record = await self.wait(thread_id, run_id)
-        return None if record is None else await self.result(record)
+        if record is None:
+            return None
+        _mark_degraded(record.get("degraded"))
+        return await self.result(record)
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -330,13 +334,14 @@ class RunEngine:
             and (thread_id is None or state["t"] == thread_id)
             and status in (None, "all", current)
         ]
-        cancelled = 0
-        for thread, run_id in chosen:
-            record = await self.runs.find(thread, run_id)
-            if record is not None and record.get("tenant") == tenant:
-                await self.cancel(thread, run_id, action)
-                cancelled += 1
-        return cancelled
+        records = [await self.runs.find(thread, run_id) for thread, run_id in chosen]
+        owned = [r for r in records if r is not None and r.get("tenant") == tenant]
+        # Newest first: cancelling a thread's current run makes its next one ready, which a worker
+        # would start before its own cancel arrived; the runs queued behind it are gone by then.
+        owned.sort(key=lambda r: r.get("created_at") or "", reverse=True)
+        for record in owned:
+            await self.cancel(record["thread_id"], record["run_id"], action)
+        return len(owned)
 
     async def delete_thread(self, thread_id: str) -> None:
         """Stops the thread's runs in flight, then removes everything of it."""
@@ -353,3 +358,9 @@ class RunEngine:
 
 
 __all__ = ["RunEngine", "RunNotFoundError", "ThreadBusyError"]
+
+
+def _mark_degraded(reason: str | None) -> None:
+    """A run answered with the degraded reply: its waiter's response says so (X-Shepherd-Degraded)."""
+    if reason:
+        current_request().degraded = reason

@@ -194,29 +194,19 @@ async def read(
     """The stored events numbered above ``after`` and then new ones as they come, until ``End``;
     ``None`` after each ``block_seconds`` without news (the caller checks the run is still alive)."""
     cursor = entry_id(after)
-    # Entries are named by their last event: the first one past `after` may begin at or below it.
-    start = "(" + cursor
+    caught_up = False  # XRANGE pages until the log's end, then XREAD BLOCK for what comes next
     while True:
-        page = await client.xrange(key, min=start, count=READ_COUNT)
-        for entry, fields in page:
-            decoded = decode(fields)
-            if isinstance(decoded, End):
-                yield decoded
-                return
-            for event in decoded:
-                if event.seq > after:
-                    yield event
-                    after = event.seq
-            cursor = _text(entry)
-        if len(page) < READ_COUNT:
-            break
-        start = "(" + cursor
-    while True:
-        reply = await client.xread({key: cursor}, count=READ_COUNT, block=int(block_seconds * 1000))
-        if not reply:
-            yield None
-            continue
-        for entry, fields in reply[0][1]:
+        if not caught_up:
+            # Entries are named by their last event: the first one past `after` may begin at or below it.
+            entries = await client.xrange(key, min="(" + cursor, count=READ_COUNT)
+            caught_up = len(entries) < READ_COUNT
+        else:
+            reply = await client.xread({key: cursor}, count=READ_COUNT, block=int(block_seconds * 1000))
+            if not reply:
+                yield None
+                continue
+            entries = reply[0][1]
+        for entry, fields in entries:
             decoded = decode(fields)
             if isinstance(decoded, End):
                 yield decoded

@@ -15,6 +15,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from agent_service.api.schemas import RunCreate
+from agent_service.callbacks import run_callbacks
 from agent_service.observability.tracing import graph_callbacks
 from agent_service.serialization import dumps, to_jsonable
 
@@ -63,8 +64,9 @@ def run_config(
         "configurable": configurable,
         "metadata": metadata,
         "run_id": uuid.UUID(run["run_id"]),
-        # Node spans when tracing is on; the caller's own callbacks stay.
-        "callbacks": [*(config.get("callbacks") or []), *graph_callbacks()],
+        # Node spans when tracing is on, tool and model metrics, the run's scope for the gateway;
+        # the caller's own callbacks stay.
+        "callbacks": [*(config.get("callbacks") or []), *graph_callbacks(), *run_callbacks()],
     }
 
 

@@ -32,15 +32,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent_service.api.schemas import RunCreate
 from agent_service.observability.context import DEFAULT_TENANT, RequestContext, enter_request
-from agent_service.observability.metrics import (
-    RUN_DURATION,
-    RUN_QUEUE,
-    RUN_RECOVERIES,
-    RUNS,
-    RUNS_PENDING,
-    RUNS_RUNNING,
-)
-from agent_service.observability.outcomes import failure_reason, run_outcome
+from agent_service.observability.metrics import RUN_QUEUE, RUN_RECOVERIES, RUNS_PENDING, RUNS_RUNNING
+from agent_service.observability.outcomes import classify_run, record_run
 from agent_service.runs import events, graph_run
 from agent_service.runs.queue import Claimed
 from agent_service.serialization import dumps, now_iso, to_jsonable
@@ -74,6 +67,8 @@ class Execution:
     #: "lost" (another replica took the run over), "retry" (Redis failed under it).
     stop: str | None = None
     result: Any = None
+    #: The caller's context the attempt runs in; the LLM client marks it when it answered degraded.
+    context: RequestContext | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -207,13 +202,12 @@ class Worker:
                 return
             execution.record = record
             # Budgets, limits and logs see the run's caller, whichever replica runs it.
-            enter_request(
-                RequestContext(
-                    request_id=record.get("request_id") or claim.run_id,
-                    user=record.get("user") or "anonymous",
-                    tenant=record.get("tenant") or DEFAULT_TENANT,
-                )
+            execution.context = RequestContext(
+                request_id=record.get("request_id") or claim.run_id,
+                user=record.get("user") or "anonymous",
+                tenant=record.get("tenant") or DEFAULT_TENANT,
             )
+            enter_request(execution.context)
             if claim.attempt == 1:
                 RUN_QUEUE.observe(max(0.0, (now_ms() - claim.accepted_ms) / 1000))
             if record["status"] in TERMINAL_STATUSES:
@@ -351,15 +345,19 @@ class Worker:
         }
         if error is not None:
             final["error"] = execution.result["__error__"]
+        # Every model failed and the configured degraded reply answered: a success to the caller
+        # (marked X-Shepherd-Degraded), a failed run to the SLIs.
+        degraded = execution.context.degraded if execution.context is not None else None
+        if degraded and status == "success":
+            final["degraded"] = degraded
         rollback = execution.stop == "rollback"
         await self._record_end(execution, body, final, ending, rollback=rollback)
         webhook = bool(body.webhook) and not rollback
         if await self._finish(execution, webhook=webhook):
             if webhook:
                 self.engine.webhooks.kick()
-            reason = "timeout" if status == "timeout" else failure_reason(error) if error is not None else ""
-            RUNS.labels(run_outcome(status, paused=ending.paused), reason).inc()
-            RUN_DURATION.observe(max(0.0, (now_ms() - claim.accepted_ms) / 1000))
+            outcome = classify_run(status, paused=ending.paused, error=error, degraded=final.get("degraded"))
+            record_run(*outcome, (now_ms() - claim.accepted_ms) / 1000)
 
     async def _record_end(
         self,

@@ -27,9 +27,11 @@ _JWKS_CACHE_SECONDS = 300
 class Principal:
     user: str
     tenant: str
+    roles: frozenset[str] = frozenset()
 
 
 ANONYMOUS = Principal(user="anonymous", tenant=DEFAULT_TENANT)
+ADMIN_ROLE = "admin"
 
 
 class AuthError(HTTPException):
@@ -52,6 +54,7 @@ class Authenticator:
         self._issuer = settings.auth_issuer
         self._audience = settings.auth_audience
         self._tenant_claim = settings.auth_tenant_claim
+        self._roles_claim = settings.auth_roles_claim
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not self.enabled:
@@ -63,7 +66,7 @@ class Authenticator:
         tenant = claims.get(self._tenant_claim)
         if not isinstance(tenant, str) or not tenant:
             raise AuthError(f"token has no {self._tenant_claim!r} claim")
-        return Principal(user=str(claims["sub"]), tenant=tenant)
+        return Principal(user=str(claims["sub"]), tenant=tenant, roles=_roles(claims.get(self._roles_claim)))
 
     async def _verified_claims(self, token: str) -> dict[str, Any]:
         try:
@@ -86,6 +89,15 @@ class Authenticator:
             raise AuthError("token expired") from None
         except (jwt.InvalidTokenError, jwt.PyJWKClientError) as error:
             raise AuthError(f"invalid token: {error}") from None
+
+
+def _roles(claim: Any) -> frozenset[str]:
+    """A roles claim as identity providers write it: a list, or one space- or comma-separated string."""
+    if isinstance(claim, str):
+        return frozenset(claim.replace(",", " ").split())
+    if isinstance(claim, list | tuple):
+        return frozenset(str(role) for role in claim)
+    return frozenset()
 
 
 async def authenticate(request: Request) -> Principal:

@@ -89,7 +89,7 @@ async def test_freeze_hold_override_outage_and_lift(
 
     async def status_when(predicate) -> dict[str, Any] | None:
         result = await watcher.evaluate()
-        assert result.queries == 3  # the fixed query set, whatever the fleet
+        assert result.queries == 6  # the fixed query set, whatever the fleet
         obj = await body(kube_client, ns)
         return obj if predicate(obj.get("status") or {}) else None
 
@@ -253,7 +253,7 @@ async def test_queries_per_evaluation_do_not_grow_with_the_fleet(
         kube.apply(*[manifest(f"a{i}") for i in range(1, 12)], namespace=ns)
         many = await watcher.evaluate()
         assert (one.resources, many.resources) == (1, 12)
-        assert one.queries == many.queries == 3
+        assert one.queries == many.queries == 6
         # Nothing changed since: a second pass writes nothing.
         again = await watcher.evaluate()
         assert again.writes == 0

@@ -74,10 +74,14 @@ def test_install_upgrade_uninstall(kube):
         "grafana_dashboard"
     ]
 
-    # The ServiceAccount holds what the operator needs, and no more than that for, e.g., Secrets.
+    # The ServiceAccount holds what the operator needs, and no more than that for, e.g., Secrets:
+    # watched (a rotation rolls the Pods), created and completed (the managed Redis' passwords),
+    # never replaced or deleted.
     assert _can(kube, namespace, release, "patch", "agentdeployments.shepherd.dev/status")
     assert _can(kube, namespace, release, "patch", "deployments.apps")
-    assert not _can(kube, namespace, release, "list", "secrets")
+    assert _can(kube, namespace, release, "watch", "secrets")
+    assert not _can(kube, namespace, release, "update", "secrets")
+    assert not _can(kube, namespace, release, "delete", "secrets")
 
     # The CRD the chart installed accepts an AgentDeployment (the apiserver applies its schema).
     apps = kube.namespace("chart-apps")

@@ -25,6 +25,7 @@ CA_BUNDLES = (
     "usr/share/ca-certificates/",
     "usr/lib/ssl/cert.pem",
     "site-packages/certifi/cacert.pem",
+    "site-packages/botocore/cacert.pem",  # botocore's own CA bundle (Bedrock)
 )
 CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".so")
 

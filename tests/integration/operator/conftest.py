@@ -18,13 +18,12 @@ REPO = Path(__file__).resolve().parents[3]
 RESYNC_SECONDS = "2"
 #: The production default: tests without drift use it, so status must flow from watch events alone.
 PRODUCTION_RESYNC = "300"
-KOPF_PROGRESS = "shepherd.dev/reconcile"  # kopf's progress record of the handler with id "reconcile"
 
 
 @pytest.fixture(scope="session")
 def crd_installed(kube: Cluster) -> None:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.CRD_NAME}")
+    # (kubectl wait fails outright when it looks before the CRD has any conditions.)
+    kube.apply_crds(crd.CRD_PATH)
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +97,8 @@ def wait_ready(kube: Cluster, namespace: str, name: str, timeout: float = 120) -
             cond
             and cond["status"] == "True"
             and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
-            # the rollout is over, and kopf has finished with the handler (no retry pending).
+            # the rollout is over.
             and (condition(obj, "Progressing") or {}).get("status") == "False"
-            # (kopf keeps a retry in its progress annotation)
-            and KOPF_PROGRESS not in (obj["metadata"].get("annotations") or {})
         )
         return obj if ok else None
 

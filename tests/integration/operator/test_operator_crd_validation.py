@@ -44,11 +44,12 @@ def test_invalid_manifest_rejected_naming_the_field(kube: Cluster, namespace: st
         namespace,
         "-f",
         "-",
-        input=manifest(case["name"], case["spec"]),
+        input=manifest(case.get("metadataName", case["name"]), case["spec"]),
         check=False,
     )
     assert result.returncode != 0, f"{case['name']} was accepted"
-    assert "spec." in result.stderr, result.stderr
+    field = "metadata.name" if "metadataName" in case else "spec."
+    assert field in result.stderr, result.stderr
     assert case["expect"] in result.stderr, result.stderr
 
 

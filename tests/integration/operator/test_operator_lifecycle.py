@@ -200,4 +200,4 @@ def test_operator_only_problem_keeps_last_release(kube: Cluster, ns: str, start_
     kube.kubectl("create", "secret", "generic", "anthropic", "-n", ns, "--from-literal=api-key=sk-test")
     wait_ready(kube, ns, NAME)
     env = kube.get("deployment", NAME, ns)["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env[0]["name"] == "ANTHROPIC_API_KEY"
+    assert env[0]["name"] == "LLM_CHAIN_0_API_KEY"

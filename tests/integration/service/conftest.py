@@ -37,6 +37,29 @@ def _ready(service: ServiceProcess) -> bool:
     return service.get("/healthz").status_code == 200
 
 
+def launch(log_dir: Path, **env: str) -> ServiceProcess:
+    """A live `agent-service` on a free loopback port with this environment on top of the test's,
+    test graphs importable, the offline stub unless the chain says otherwise; waits until healthy."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SERVICE_GRAPHS), os.environ.get("PYTHONPATH", "")]),
+        **env,
+    }
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        if name not in env:
+            environment.pop(name, None)  # the stub, and SDKs the service points at its own gateway
+    process = ManagedProcess(
+        f"agent-service-{port}",
+        [str(AGENT_SERVICE), "--host", "127.0.0.1", "--port", str(port)],
+        log_dir,
+        env=environment,
+    ).start()
+    service = ServiceProcess(f"http://127.0.0.1:{port}", process)
+    process.wait_ready(lambda: _ready(service), timeout=START_TIMEOUT_SECONDS)
+    return service
+
+
 @pytest.fixture
 def key_prefix() -> str:
     """Services of one test share a prefix (one deployment); tests never see each other's keys."""
@@ -48,24 +71,8 @@ def start_service(tmp_path: Path, key_prefix: str) -> Iterator[Callable[..., Ser
     started: list[ServiceProcess] = []
 
     def start(redis_url: str, **env: str) -> ServiceProcess:
-        port = free_port()
-        environment = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": key_prefix,
-            "PYTHONPATH": os.pathsep.join([str(SERVICE_GRAPHS), os.environ.get("PYTHONPATH", "")]),
-            **env,
-        }
-        environment.pop("ANTHROPIC_API_KEY", None)  # the offline stub model, always
-        process = ManagedProcess(
-            f"agent-service-{port}",
-            [str(AGENT_SERVICE), "--host", "127.0.0.1", "--port", str(port)],
-            tmp_path,
-            env=environment,
-        ).start()
-        service = ServiceProcess(f"http://127.0.0.1:{port}", process)
+        service = launch(tmp_path, REDIS_URL=redis_url, REDIS_KEY_PREFIX=key_prefix, **env)
         started.append(service)
-        process.wait_ready(lambda: _ready(service), timeout=START_TIMEOUT_SECONDS)
         return service
 
     yield start

@@ -18,7 +18,7 @@ from agent_service.llm import build_chat_model
 from agent_service.llm.budget import BudgetPolicy
 from agent_service.llm.chat_model import AnthropicChatModel
 from agent_service.llm.circuit import CircuitPolicy, CircuitState
-from agent_service.llm.client import LLMConfig, ResilientAnthropic
+from agent_service.llm.client import LLMConfig, ResilientLLM
 from agent_service.llm.errors import AllModelsFailedError, BudgetExceededError, ProviderRequestError
 from agent_service.llm.retry import RetryPolicy
 from agent_service.observability.context import RequestContext, enter_request
@@ -57,15 +57,17 @@ class Harness:
             "retry": RetryPolicy(2, 0.2, 1.0),
             "circuit": CircuitPolicy(5, 30, 1),
         }
-        config = LLMConfig(models=models, api_key="test-key", base_url=fake.url, **{**defaults, **config})
-        self.llm = ResilientAnthropic(config, redis=redis, sleep=self._sleep)
+        routes = tuple(fake.route(model) for model in models)
+        self.llm = ResilientLLM(
+            LLMConfig(routes=routes, **{**defaults, **config}), redis=redis, sleep=self._sleep
+        )
         self.model = AnthropicChatModel(llm=self.llm)
 
     async def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
 
     def circuit(self, model: str) -> CircuitState:
-        return self.llm.circuits.get(self.llm.circuit_name(model)).state
+        return self.llm.circuits.get(f"anthropic:{model}").state
 
 
 def unique(name: str) -> str:
@@ -135,8 +137,8 @@ async def test_a_retry_after_longer_than_the_backoff_cap_moves_on_to_the_fallbac
     assert harness.sleeps == []
 
 
-@pytest.mark.parametrize("status", [400, 401, 404])
-async def test_client_errors_are_neither_retried_nor_sent_to_fallbacks(
+@pytest.mark.parametrize("status", [400, 413, 422])
+async def test_request_errors_are_neither_retried_nor_sent_to_fallbacks(
     fake: FakeAnthropic, status: int
 ) -> None:
     primary, fallback = unique("claude-sonnet"), unique("claude-haiku")
@@ -148,6 +150,23 @@ async def test_client_errors_are_neither_retried_nor_sent_to_fallbacks(
 
     assert fake.state.models() == [primary]
     assert harness.circuit(primary) is CircuitState.CLOSED, "our bad request says nothing about the provider"
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_an_entry_refused_by_its_provider_falls_over_unretried(
+    fake: FakeAnthropic, status: int
+) -> None:
+    """A revoked key or a model not deployed there says nothing about the next entry of the chain."""
+    primary, fallback = unique("claude-sonnet"), unique("claude-haiku")
+    fake.state.add_faults({"kind": "status", "status": status, "model": primary})
+    harness = Harness(fake, (primary, fallback), circuit=CircuitPolicy(1, 30, 1))
+
+    reply = await harness.model.ainvoke(QUESTION)
+
+    assert reply.response_metadata["model_name"] == fallback
+    assert fake.state.models() == [primary, fallback], "not retried"
+    assert harness.sleeps == []
+    assert harness.circuit(primary) is CircuitState.OPEN, "the refusal counts against the entry"
 
 
 async def test_a_hanging_call_times_out_and_is_retried(fake: FakeAnthropic) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from agent_service.graphs.reference_agent import build_graph
 from agent_service.llm.chat_model import AnthropicChatModel
-from agent_service.llm.client import LLMConfig, ResilientAnthropic
+from agent_service.llm.client import LLMConfig, ResilientLLM
 from agent_service.observability.logging import JsonFormatter
 from agent_service.observability.tracing import configure_tracing, graph_callbacks
 from agent_service.settings import Settings
@@ -114,7 +114,7 @@ async def test_graph_nodes_and_llm_calls_get_spans(spans: InMemorySpanExporter) 
         fake.state.add_replies(
             {"tool_use": {"name": "search_notes", "input": {"query": "slo"}}}, {"text": "Done."}
         )
-        llm = ResilientAnthropic(LLMConfig(models=("claude-haiku-4-5",), api_key="k", base_url=fake.url))
+        llm = ResilientLLM(LLMConfig(routes=(fake.route("claude-haiku-4-5"),)))
         spans.clear()
         await AnthropicChatModel(llm=llm).ainvoke([HumanMessage("trace me")])
         # The reference graph (stub model) run with the callbacks the executor adds to every run.
@@ -137,6 +137,10 @@ async def test_graph_nodes_and_llm_calls_get_spans(spans: InMemorySpanExporter) 
     assert llm_span.attributes["gen_ai.usage.output_tokens"] > 0
     assert names.count("graph.node model") == 2
     assert names.count("graph.node tools") == 1
+    (tool_span,) = [s for s in recorded if s.name == "tool search_notes"]
+    (tools_node,) = [s for s in recorded if s.name == "graph.node tools"]
+    assert tool_span.parent.span_id == tools_node.context.span_id, "a tool's span is its node's child"
+    assert tool_span.attributes["tool.name"] == "search_notes"
 
 
 async def test_runs_through_the_api_get_node_spans(redis_url: str, spans: InMemorySpanExporter) -> None:

@@ -69,6 +69,10 @@ def test_runbooks_use_metric_names_that_exist() -> None:
         "agent_inflight_requests", "agent_llm_requests_total", "agent_llm_request_duration_seconds",
         "agent_llm_tokens_total", "agent_llm_cost_usd_total", "agent_circuit_state",
         "agent_rate_limited_total", "agent_token_budget_exhausted_total",
+        "agent_runs_total", "agent_run_duration_seconds", "agent_run_queue_seconds",
+        "agent_runs_pending", "agent_runs_running", "agent_run_recoveries_total",
+        "agent_tool_calls_total",
+        "agent_tool_duration_seconds", "agent_llm_cache_total",
         "shepherd_reconcile_total", "shepherd_reconcile_errors_total", "shepherd_prometheus_up",
     }  # fmt: skip
     from shepherd.slo.objectives import _METRICS

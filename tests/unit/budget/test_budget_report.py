@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from shepherd.api import AgentDeploymentStatus, ErrorBudgetPolicy
+from shepherd.api import AgentDeploymentStatus, CostBudget, ErrorBudgetPolicy
 from shepherd.budget import report
 from shepherd.budget.report import Reachability
 from shepherd.budget.snapshot import Snapshot
@@ -24,7 +24,7 @@ OK = Reachability(True)
 DOWN = Reachability(False, "PrometheusUnreachable", "http://prom: ConnectError")
 
 
-def compute(current, snap, reach=OK, minutes=0.0, annotations=None, overrides=()):
+def compute(current, snap, reach=OK, minutes=0.0, annotations=None, overrides=(), cost_budget=None):
     return report.compute(
         current,
         generation=4,
@@ -34,6 +34,7 @@ def compute(current, snap, reach=OK, minutes=0.0, annotations=None, overrides=()
         annotations=annotations or {},
         overrides=list(overrides),
         now=T0 + dt.timedelta(minutes=minutes),
+        cost_budget=cost_budget,
     )
 
 
@@ -154,3 +155,40 @@ def test_other_writers_conditions_are_kept():
     current = {"conditions": [{"type": "Ready", "status": "True", "reason": "AllPodsReady", "message": ""}]}
     st = compute(current, HEALTHY).status
     assert conds(st)["Ready"]["reason"] == "AllPodsReady"
+
+
+def test_the_budget_condition_names_the_top_failure_reason():
+    failing = Snapshot(
+        remaining_percent=15.0,
+        burn_rates={"5m": 20.0},
+        failure_reasons={"llm_unavailable": 0.009, "tool_error": 0.001},
+    )
+    message = conds(compute({}, failing).status)["ErrorBudgetHealthy"]["message"]
+    assert message == (
+        "error budget 85.0% consumed >= 75% (step 2: FreezeNonCritical); "
+        "top failure reason: llm_unavailable (90% of failed runs)."
+    )
+    healthy = Snapshot(remaining_percent=95.0, failure_reasons={"tool_error": 0.0001})
+    message = conds(compute({}, healthy).status)["ErrorBudgetHealthy"]["message"]
+    assert message.endswith("below every policy step; top failure reason: tool_error (100% of failed runs).")
+    assert conds(compute({}, HEALTHY).status)["ErrorBudgetHealthy"]["message"].endswith("policy step.")
+
+
+def test_spend_today_and_this_month_with_their_share_of_the_budget():
+    spending = Snapshot(remaining_percent=95.0, spend_today=12.34567, spend_month=301.5)
+    budget = CostBudget(usd_per_day=50, usd_per_month=1000)
+    st = compute({}, spending, cost_budget=budget).status
+    assert st["spend"] == {
+        "todayUsd": 12.3457,
+        "monthUsd": 301.5,
+        "todayPercent": 24.7,
+        "monthPercent": 30.1,
+        "evaluatedAt": "2026-01-01T12:00:00Z",
+    }
+    AgentDeploymentStatus.model_validate(st)
+    # No budget: the spend alone. Prometheus down: the last reading stays.
+    assert set(compute({}, spending).status["spend"]) == {"todayUsd", "monthUsd", "evaluatedAt"}
+    assert compute(st, None, DOWN, minutes=5).status["spend"] == st["spend"]
+    # Only the stamp moving is no reason to write.
+    later = compute(st, spending, cost_budget=budget, minutes=1).status
+    assert not report.needs_write(st, later, T0 + dt.timedelta(minutes=1), 300)

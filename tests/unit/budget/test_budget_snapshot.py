@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -17,15 +18,30 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def answers() -> dict[str, list[prometheus.Sample]]:
     return {
         name: prometheus.parse_vector(json.loads((FIXTURES / f"{name}.json").read_text()))
-        for name in ("remaining", "burn", "circuits")
+        for name in ("remaining", "burn", "circuits", "failures", "spend_today", "spend_month")
     }
 
 
 def test_query_set_is_fixed_and_uses_the_shared_recording_rules():
-    assert len(snapshot.QUERIES) == 3
-    assert snapshot.QUERIES["remaining"] == "shepherd:slo_error_budget_remaining:ratio"
-    assert "shepherd:slo_burn_rate" in snapshot.QUERIES["burn"]
-    assert "by (namespace, agentdeployment, circuit)" in snapshot.QUERIES["circuits"]
+    queries = snapshot.queries(dt.datetime(2026, 11, 23, 22, 30, 15, tzinfo=dt.UTC))
+    assert len(queries) == 6
+    assert queries["remaining"] == "shepherd:slo_error_budget_remaining:ratio"
+    assert "shepherd:slo_burn_rate" in queries["burn"]
+    assert "by (namespace, agentdeployment, circuit)" in queries["circuits"]
+    assert "shepherd:slo_run_failures:ratio" in queries["failures"]
+    # Spend since 00:00 UTC and since the 1st: 22h30m15s, and 22 days more.
+    assert "shepherd:llm_cost_usd:step_increase[81015s]" in queries["spend_today"]
+    assert f"shepherd:llm_cost_usd:step_increase[{22 * 86400 + 81015}s]" in queries["spend_month"]
+
+
+def test_top_failure_reason_and_spend():
+    snaps = snapshot.parse(answers())
+    support = snaps[("team-a", "support")]
+    assert support.failure_reasons == {"llm_unavailable": 0.0031, "tool_error": 0.0009}
+    assert support.top_failure_reason == ("llm_unavailable", pytest.approx(0.775))
+    assert (support.spend_today, support.spend_month) == (12.345678, 301.5)
+    assert snaps[("team-b", "triage")].top_failure_reason is None  # NaN: no failure data
+    assert snaps[("team-c", "chat")].spend_today == 0.5  # spend alone makes a snapshot
 
 
 def test_worst_sli_counts_and_windows_are_ordered():

@@ -31,6 +31,8 @@ def test_defaults_render_the_operator_and_nothing_optional(render):
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Service",
             "Deployment",
             "ConfigMap",
@@ -42,11 +44,11 @@ def test_defaults_render_the_operator_and_nothing_optional(render):
     assert not docs.all("PrometheusRule")
 
 
-def test_operator_deployment_is_single_replica_recreate_and_restricted(render):
+def test_operator_deployment_is_an_elected_pair_recreated_and_restricted(render):
     docs = render()
     deployment = docs.one("Deployment", "shepherd")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
+    assert spec["replicas"] == 2
     assert spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -58,8 +60,9 @@ def test_operator_deployment_is_single_replica_recreate_and_restricted(render):
     assert container["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
     assert "--all-namespaces" in container["args"]
     assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--leader-elect" in container["args"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 8081}
     assert pod["serviceAccountName"] == "shepherd"
@@ -396,3 +399,22 @@ def test_chart_metadata():
     assert chart["version"] == "0.1.0"
     assert chart["appVersion"] == "0.1.0"
     assert Path(CHART / "values.schema.json").exists()
+
+
+def test_leader_election_reaches_the_operator_and_its_role_holds_the_lease_rules(render):
+    docs = render(
+        "--set", "replicaCount=3", "--set", "leaderElection.leaseDurationSeconds=15",
+        "--set", "operator.statusSettleSeconds=0",
+    )  # fmt: skip
+    assert docs.one("Deployment", "shepherd")["spec"]["replicas"] == 3
+    env = docs.env()
+    assert env["SHEPHERD_LEADER_LEASE"] == "shepherd"
+    assert env["SHEPHERD_LEADER_LEASE_SECONDS"] == "15"
+    assert env["SHEPHERD_LEADER_RENEW_SECONDS"] == "7"
+    assert env["SHEPHERD_LEADER_RETRY_SECONDS"] == "2"
+    assert env["SHEPHERD_STATUS_SETTLE_SECONDS"] == "0"
+    role = docs.one("Role", "shepherd-leader-election")
+    assert role["rules"] == rbac.lease_rules()
+    binding = docs.one("RoleBinding", "shepherd-leader-election")
+    assert binding["roleRef"]["name"] == "shepherd-leader-election"
+    assert binding["subjects"][0]["name"] == "shepherd"

@@ -50,8 +50,9 @@ OPERATOR_METRICS = {
 }
 PROMQL_WORDS = {
     "sum", "max", "min", "by", "rate", "increase", "histogram_quantile", "and", "on", "or", "bool",
+    "sum_over_time",
     "vector", "le", "namespace", "agentdeployment", "sli", "code", "model", "outcome", "kind", "scope",
-    "circuit", "step", "action", "role", "window", "slo_window",
+    "circuit", "step", "action", "role", "window", "slo_window", "reason", "period", "route", "method",
 }  # fmt: skip
 
 

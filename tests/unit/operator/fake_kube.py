@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections import Counter
 from typing import Any
 
 from shepherd.kube import Outcome, Result
 
 _uids = itertools.count(1)
+_SET_TERM = re.compile(r"([^,=\s]+)\s+in\s+\(([^)]*)\)")
+
+
+def _selector(selector: str) -> dict[str, set[str]]:
+    """Equality (``k=v``) and set-based (``k in (a,b)``) terms: the values each key may have."""
+    wanted = {key: set(values.split(",")) for key, values in _SET_TERM.findall(selector)}
+    for term in _SET_TERM.sub("", selector).split(","):
+        if "=" in term:
+            key, value = term.split("=", 1)
+            wanted[key.strip()] = {value.strip()}
+    return wanted
 
 
 class FakeKube:
@@ -36,13 +48,13 @@ class FakeKube:
         self.counts["GET"] += 1
         if self._absent(api_version):
             return Result(Outcome.NOT_FOUND, 404, None, "the server could not find the requested resource")
-        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        wanted = _selector(selector)
         items = [
             copy.deepcopy(o)
             for (p, ns, _), o in self.objects.items()
             if p == plural
             and ns == namespace
-            and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+            and all((o["metadata"].get("labels") or {}).get(k) in v for k, v in wanted.items())
         ]
         return Result(Outcome.OK, 200, {"items": items})
 
@@ -72,6 +84,30 @@ class FakeKube:
             stored["spec"].setdefault("progressDeadlineSeconds", 600)  # a server-side default
         self.objects[key] = stored
         return Result(Outcome.OK, 200, copy.deepcopy(stored))
+
+    async def create(self, obj, plural, *, field_manager="shepherd"):
+        self.counts["POST"] += 1
+        meta = obj["metadata"]
+        if plural == "secrets":
+            key = (meta["namespace"], meta["name"])
+            if key in self.secrets:
+                return Result(Outcome.CONFLICT, 409, None, "already exists")
+            self.secrets[key] = dict(obj["data"])
+            return Result(Outcome.OK, 201, {"data": dict(obj["data"])})
+        raise NotImplementedError(plural)
+
+    async def patch(self, api_version, plural, namespace, name, body, *, field_manager="shepherd"):
+        """A JSON merge patch (dicts merge, None deletes)."""
+        self.counts["PATCH"] += 1
+        if plural == "secrets":
+            data = self.secrets.setdefault((namespace, name), {})
+            data.update(body.get("data") or {})
+            return Result(Outcome.OK, 200, {"data": dict(data)})
+        obj = self.objects.get((plural, namespace, name))
+        if obj is None:
+            return Result(Outcome.NOT_FOUND, 404, None)
+        _merge(obj, copy.deepcopy(body))
+        return Result(Outcome.OK, 200, copy.deepcopy(obj))
 
     async def delete(self, api_version, plural, namespace, name, uid):
         self.counts["DELETE"] += 1
@@ -107,3 +143,13 @@ class FakeKube:
             "updatedReplicas": n,
             "availableReplicas": n,
         }
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value

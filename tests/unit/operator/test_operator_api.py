@@ -23,8 +23,9 @@ def _message(err: ValidationError) -> str:
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c["name"])
 def test_invalid_specs_rejected_with_field_name(case):
+    metadata = {"name": case.get("metadataName", case["name"]), "namespace": "default"}
     with pytest.raises(ValidationError) as info:
-        api.AgentDeploymentSpec.model_validate(case["spec"])
+        api.AgentDeployment.model_validate({"metadata": metadata, "spec": case["spec"]})
     assert case["expect"] in _message(info.value)
 
 

@@ -119,11 +119,12 @@ async def test_missing_secret_keeps_last_release_and_warns():
     assert kube.objects == before  # nothing applied: the running release stays
     conds = {c["type"]: c for c in kube.status_patches[-1]["conditions"]}
     assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "SecretMissing")
+    assert conds["Ready"]["message"].startswith("spec.model.apiKeySecretRef: Secret"), "names the field"
     assert kube.events[-1]["type"] == "Warning"
     kube.secrets[(NS, "anthropic")] = {"api-key": "c2stYW50"}
     await rec.reconcile(body(spec, generation=2))
     env = kube.objects[("deployments", NS, "demo")]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env[0]["name"] == "ANTHROPIC_API_KEY"
+    assert env[0]["name"] == "LLM_CHAIN_0_API_KEY"
 
 
 async def test_invalid_graph_is_an_operator_only_problem():
@@ -264,7 +265,7 @@ async def test_a_status_for_an_older_generation_is_never_written():
 async def test_first_reconcile_skips_the_lists():
     kube = FakeKube()
     await Reconciler(kube).reconcile(body({}), first_time=True)
-    assert kube.counts["GET"] == 0
+    assert kube.counts["GET"] == 1  # no LIST: the one read is of the managed Redis' password Secret
     assert "deployments/demo" in kinds(kube)
 
 

@@ -97,13 +97,48 @@ def test_settings_reach_the_container():
     data = service_env.config_data(resource)
     assert data["AGENT_GRAPH"] == "team_agents.support:graph"
     assert data["AGENT_GRAPH_ID"] == "support"
-    assert data["REDIS_URL"] == "redis://demo-redis.team-a.svc:6379/0"
-    assert data["LLM_FALLBACK_MODELS"] == "claude-haiku-4-5,claude-opus-4-1"
+    assert data["REDIS_KEY_PREFIX"] == "shepherd:team-a:demo"
+    assert "REDIS_URL" not in data  # it holds a password: in the container env, expanded by the kubelet
+    chain = json.loads(data["LLM_CHAIN"])
+    assert [(e["provider"], e["model"]) for e in chain] == [
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("vertex", "claude-sonnet-4-5@20250929"),
+        ("openai", "llama-3.3-70b"),
+    ]
+    assert chain[3]["project_id"] == "team-agents"
+    assert chain[4]["pricing"] == {"input": 0.2, "output": 0.4}
+    assert "api_key" not in json.dumps(chain), "secrets never reach the ConfigMap"
     assert data["LLM_TIMEOUT_SECONDS"] == "45.5"
+    assert (data["LLM_CONTEXT_OVERFLOW"], data["LLM_CACHE_TTL_SECONDS"]) == ("refuse", "600")
+    assert data["LLM_DEGRADED_REPLY"].startswith("Support is busy")
     assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == service_env.COLLECTOR_LOCAL_ENDPOINT
     env = {e["name"]: e for e in service_env.container_env(resource)}
-    assert env["ANTHROPIC_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "anthropic", "key": "api-key"}
-    assert "value" not in env["ANTHROPIC_API_KEY"]
+    secret = {
+        name: e["valueFrom"]["secretKeyRef"] for name, e in env.items() if name.startswith("LLM_CHAIN_")
+    }
+    assert secret == {
+        "LLM_CHAIN_0_API_KEY": {"name": "anthropic", "key": "api-key"},
+        "LLM_CHAIN_1_API_KEY": {"name": "anthropic", "key": "api-key"},  # the fallback without provider
+        "LLM_CHAIN_2_AWS_ACCESS_KEY_ID": {"name": "aws", "key": "access-key-id"},
+        "LLM_CHAIN_2_AWS_SECRET_ACCESS_KEY": {"name": "aws", "key": "secret-access-key"},
+        "LLM_CHAIN_3_GOOGLE_CREDENTIALS": {"name": "gcp", "key": "key.json"},
+    }
+    assert all("value" not in env[name] for name in secret)
+    paths = [path for path, _ in service_env.referenced_secrets(resource)]
+    assert "spec.model.fallbacks[1].awsCredentials.secretAccessKeySecretRef" in paths
+    assert "spec.model.fallbacks[2].googleCredentialsSecretRef" in paths
+    assert env["SHEPHERD_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-redis-auth",
+        "key": "agent",
+    }
+    names = list(env)
+    assert names.index("SHEPHERD_REDIS_PASSWORD") < names.index("REDIS_URL")  # expansion needs the order
+    assert env["REDIS_URL"]["value"] == (
+        "rediss://agent:$(SHEPHERD_REDIS_PASSWORD)@demo-redis.team-a.svc:6379/0"
+        "?ssl_ca_certs=/etc/shepherd/redis-tls/ca.crt"  # TLS on: the CA mounted from the cert Secret
+    )
 
 
 def test_external_redis_secret_url_and_no_statefulset():
@@ -142,10 +177,19 @@ def test_renderers_are_pure():
 @pytest.mark.parametrize("case", CASES)
 def test_every_rendered_setting_is_one_the_service_reads(case):
     """The contract with agent_service.settings: no setting the service would silently ignore."""
-    from agent_service.settings import Settings
+    from agent_service.settings import CHAIN_SECRETS, Settings
 
-    known = {name.upper() for name in Settings.model_fields} | service_env.OTEL_SDK_VARIABLES
+    known = (
+        {name.upper() for name in Settings.model_fields}
+        | service_env.OTEL_SDK_VARIABLES
+        | service_env.EXPANSION_ONLY
+    )
     resource = make_resource(load_case(case))
+    known |= {
+        service_env.LLM_CHAIN_SECRET.format(index=i, field=f.upper())
+        for i in range(len(resource.spec.model.chain()))
+        for f in CHAIN_SECRETS
+    }
     user = {e.name for e in resource.spec.env}
     rendered = set(service_env.config_data(resource)) | {
         e["name"] for e in service_env.container_env(resource)
@@ -153,14 +197,41 @@ def test_every_rendered_setting_is_one_the_service_reads(case):
     assert rendered - user - known == set()
 
 
-def test_rendered_config_is_accepted_by_the_service():
-    """The service validates its settings at start-up; the rendered ones must pass."""
+@pytest.mark.parametrize("case", CASES)
+def test_every_variable_shepherd_sets_is_refused_in_spec_env(case):
+    """The CRD's refusal list is ``SPEC_FIELDS``: a rendered variable missing there could be
+    silently overridden by ``spec.env``."""
+    resource = make_resource(load_case(case))
+    user = {e.name for e in resource.spec.env}
+    rendered = set(service_env.config_data(resource)) | {
+        e["name"] for e in service_env.container_env(resource)
+    }
+    assert rendered - user <= set(service_env.SPEC_FIELDS)
+    assert not user & set(service_env.SPEC_FIELDS)
+
+
+def test_rendered_config_is_accepted_by_the_service(monkeypatch):
+    """The service validates its settings at start-up; the rendered ones, read from the environment
+    as in the Pod (Secrets resolved to placeholder values), must pass."""
+    from agent_service.llm import llm_routes
     from agent_service.settings import Settings
 
     resource = make_resource(load_case("full"))
-    env = {k.lower(): v for k, v in service_env.config_data(resource).items()}
-    env = {k: v for k, v in env.items() if k.upper() not in service_env.OTEL_SDK_VARIABLES}
-    settings = Settings(**env, auth_jwt_secret=None)
-    assert settings.llm_fallback_models == ["claude-haiku-4-5", "claude-opus-4-1"]
+    for name, value in service_env.config_data(resource).items():
+        monkeypatch.setenv(name, value)
+    for variable in service_env.container_env(resource):
+        monkeypatch.setenv(variable["name"], variable.get("value", f"secret-of-{variable['name']}"))
+    monkeypatch.setenv("LLM_CHAIN_3_GOOGLE_CREDENTIALS", '{"type": "service_account"}')
+    settings = Settings()
+    routes = llm_routes(settings)
+    assert [r.circuit for r in routes][2:] == [
+        "bedrock:us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "vertex:claude-sonnet-4-5@20250929",
+        "openai:llama-3.3-70b",
+    ]
+    assert routes[1].credentials.api_key == "secret-of-LLM_CHAIN_1_API_KEY"
+    assert routes[2].credentials.aws_secret_access_key == "secret-of-LLM_CHAIN_2_AWS_SECRET_ACCESS_KEY"
+    assert routes[4].price is not None
+    assert routes[4].max_input_tokens == 128000
     assert settings.rate_limit_tenant_per_minute == 600
     assert settings.drain_grace_seconds == 110

@@ -1,60 +1,47 @@
-"""Budget checks before a call: per request in process, per tenant per UTC day (Redis stubbed here)."""
+"""Budget rules that need no Redis: the per-request limit and the worst case a call reserves.
+
+The Redis limits (reservations, waiting, refusals, leases) are proven against a real Redis in
+tests/integration/service/test_spend_budget.py.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from agent_service.llm.budget import BudgetPolicy, TokenBudget, estimate_tokens
+from agent_service.llm.budget import BudgetPolicy, Estimate, TokenBudget, estimate_tokens
 from agent_service.llm.errors import BudgetExceededError
 from agent_service.observability.context import RequestContext
-
-NOW = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)
-
-
-class DayCounters:
-    """Just enough of redis.asyncio.Redis for a check: HMGET of the day's hash."""
-
-    def __init__(self, values: dict[str, dict[str, int]]) -> None:
-        self.values = values
-        self.keys_read: list[str] = []
-
-    async def hmget(self, key: str, *fields: str) -> list[int | None]:
-        self.keys_read.append(key)
-        return [self.values.get(key, {}).get(f) for f in fields]
 
 
 async def test_request_budget_counts_what_the_request_already_spent() -> None:
     budget = TokenBudget(BudgetPolicy(tokens_per_request=100), redis=None)
-    await budget.check(RequestContext(tokens_used=60), estimated_input=40)
+    async with budget.reserve(RequestContext(tokens_used=60), Estimate(40, 1000, ("claude-haiku-4-5",))):
+        pass
     with pytest.raises(BudgetExceededError) as refused:
-        await budget.check(RequestContext(tokens_used=61), estimated_input=40)
+        async with budget.reserve(RequestContext(tokens_used=61), Estimate(40, 1000, ("claude-haiku-4-5",))):
+            pass
     assert (refused.value.scope, refused.value.limit, refused.value.used) == ("request", 100, 61)
     assert refused.value.retry_after is None, "a new request starts a new budget"
-
-
-async def test_daily_budget_reads_the_tenants_key_of_the_utc_day_and_waits_until_midnight() -> None:
-    redis = DayCounters({"p:budget:acme:20261123": {"tokens": 990, "usd_micros": 0}})
-    budget = TokenBudget(BudgetPolicy(tokens_per_day=1000), redis, key_prefix="p", now=lambda: NOW)  # type: ignore[arg-type]
-
-    await budget.check(RequestContext(tenant="globex"), estimated_input=500)
-    with pytest.raises(BudgetExceededError) as refused:
-        await budget.check(RequestContext(tenant="acme"), estimated_input=11)
-
-    assert redis.keys_read == ["p:budget:globex:20261123", "p:budget:acme:20261123"]
-    assert refused.value.scope == "tenant_day_tokens"
-    assert refused.value.retry_after == 90 * 60
-
-
-async def test_daily_cost_budget_refuses_once_reached() -> None:
-    redis = DayCounters({"shepherd:budget:acme:20261123": {"tokens": 1, "usd_micros": 2_000_000}})
-    budget = TokenBudget(BudgetPolicy(usd_per_day=2.0), redis, now=lambda: NOW)  # type: ignore[arg-type]
-    with pytest.raises(BudgetExceededError) as refused:
-        await budget.check(RequestContext(tenant="acme"), estimated_input=1)
-    assert (refused.value.scope, refused.value.used) == ("tenant_day_usd", 2.0)
     assert refused.value.status_code == 429
+
+
+def test_the_worst_case_is_priced_at_the_dearest_model_of_the_chain() -> None:
+    # 1000 input tokens as cache writes (1.25 x 5 USD/MTok for opus) + 500 output at 25 USD/MTok.
+    estimate = Estimate(1000, 500, ("claude-haiku-4-5", "claude-opus-4-1"))
+    assert estimate.tokens == 1500
+    assert estimate.micros == 6250 + 12500 + 1
+    # An unknown model is priced like the dearest family: the budget errs towards refusing.
+    assert Estimate(1000, 500, ("some-new-model",)).micros == estimate.micros
 
 
 def test_estimate_errs_high_for_short_texts() -> None:
     assert estimate_tokens("") == 1
     assert estimate_tokens("x" * 400) == 101
+
+
+async def test_without_redis_only_the_request_limit_applies() -> None:
+    budget = TokenBudget(
+        BudgetPolicy(tokens_per_day=1, deployment_usd_per_day=0.01, enforce=True), redis=None
+    )
+    await budget.admit("acme")
+    async with budget.reserve(RequestContext(tenant="acme"), Estimate(10**6, 1000, ("claude-opus-4-1",))):
+        pass

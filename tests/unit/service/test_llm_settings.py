@@ -32,7 +32,11 @@ def test_config_carries_every_setting() -> None:
             llm_max_concurrency=5,
         )
     )
-    assert (config.api_key, config.timeout_seconds, config.max_concurrency) == ("k", 7, 5)
+    assert (config.routes[0].credentials.api_key, config.timeout_seconds, config.max_concurrency) == (
+        "k",
+        7,
+        5,
+    )
     assert (config.retry.max_retries, config.retry.backoff_base, config.retry.backoff_max) == (4, 0.1, 3)
     assert (
         config.circuit.failure_threshold,

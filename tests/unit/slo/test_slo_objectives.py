@@ -50,11 +50,14 @@ def test_threshold_above_the_largest_bucket_uses_the_largest_not_inf() -> None:
 
 
 def test_buckets_match_the_service_histograms() -> None:
-    """The operator cannot read the service's buckets; this keeps the two sides in sync."""
+    """The operator's copy of the service's buckets is generated from them and still current."""
     from agent_service.observability import metrics
+    from shepherd.slo import buckets
 
+    assert buckets.main(["--check"]) == 0, "stale: run `python -m shepherd.slo.buckets`"
     assert metrics.HTTP_DURATION._upper_bounds[:-1] == [float(b) for b in HTTP_LATENCY_BUCKETS]
     assert metrics.TTFT._upper_bounds[:-1] == [float(b) for b in TTFT_BUCKETS]
+    assert metrics.RUN_DURATION._upper_bounds[:-1] == [float(b) for b in objectives.RUN_DURATION_BUCKETS]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +92,7 @@ def test_full_resource_golden() -> None:
         slo={
             "window": "1w",
             "availability": {"target": 99.9},
-            "latency": {"target": 99, "thresholdSeconds": 0.3},
+            "latency": {"target": 99, "thresholdSeconds": 0.5},
             "ttft": {"target": 95, "thresholdSeconds": 0.1},
         },
     )
@@ -113,10 +116,35 @@ def test_full_resource_golden() -> None:
         Sample("shepherd_slo_policy_step_percent", {**scope, "step": "1", "action": "FreezeNonCritical"}, 75),
         Sample("shepherd_slo_policy_step_percent", {**scope, "step": "2", "action": "FreezeAll"}, 100.0),
     ]  # fmt: skip
+    assert notes == []
+
+
+def test_a_stored_threshold_the_crd_now_refuses_is_still_measured_and_noted() -> None:
+    """A resource stored before thresholds had to be buckets keeps its objectives, with a note."""
+    resource = _resource()
+    resource["spec"]["slo"]["latency"] = {"target": 99, "thresholdSeconds": 0.3}
+    samples, notes = resource_objectives(resource)
+    assert any(s.name == "shepherd_slo_latency_threshold_bucket" and s.value == 0.5 for s in samples)
     assert notes == [
-        "slo.latency: threshold 0.3s is not a bucket boundary of agent_http_request_duration_seconds; "
+        "slo.latency: threshold 0.3s is not a bucket boundary of agent_run_duration_seconds; "
         "measuring with the next bucket up, 0.5s"
     ]
+
+
+def test_cost_budget_is_exported_per_period_that_is_set() -> None:
+    def budgets(**cost_budget: object) -> list[Sample]:
+        samples, _ = resource_objectives(_resource(costBudget=cost_budget))
+        return [s for s in samples if s.name == "shepherd_slo_cost_budget_usd"]
+
+    scope = {"namespace": "shop", "agentdeployment": "agent"}
+    assert budgets(usdPerDay=50, usdPerMonth=1000) == [
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": "day"}, 50.0),
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": "month"}, 1000.0),
+    ]
+    assert budgets(usdPerMonth=10) == [
+        Sample("shepherd_slo_cost_budget_usd", {**scope, "period": "month"}, 10.0)
+    ]
+    assert budgets() == []
 
 
 def test_defaults_from_the_api_model_and_the_offline_stub() -> None:

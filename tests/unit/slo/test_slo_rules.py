@@ -52,10 +52,15 @@ def test_one_rule_set_per_distinct_window_not_per_resource() -> None:
         "shepherd-slo-30d",
         "shepherd-slo-30d-steps",
         "shepherd-llm",
+        "shepherd-redis",
+        "shepherd-spend",
+        "shepherd-spend-steps",
     ]
-    # 7 windows x 3 SLIs x (events, errors); 7 burn rates + 2 budget records + 3 SLIs x 4 burn
-    # alerts + no data; 2 step records; fallback record + 3 circuit/fallback alerts.
-    assert [len(g["rules"]) for g in one] == [42, 7 + 2 + 12 + 1, 2, 4]
+    # 7 windows x 3 SLIs x (events, errors) + failed runs by reason at the budget step; 7 burn
+    # rates + 2 budget records + failures by reason + 3 SLIs x 4 burn alerts + no data; 3 step
+    # records; fallback record + 3 circuit/fallback alerts; Redis memory; 5 spend rates + 7 spend
+    # burn rates (4 windows of the day, 3 of the month) + 4 spend alerts; the spend step.
+    assert [len(g["rules"]) for g in one] == [42 + 1, 7 + 2 + 1 + 12 + 1, 3, 4, 1, 5 + 7 + 4, 1]
     two = rule_groups(["30d", "7d"])
     assert [g["name"] for g in two] == [
         "shepherd-sli",
@@ -64,6 +69,9 @@ def test_one_rule_set_per_distinct_window_not_per_resource() -> None:
         "shepherd-slo-7d",
         "shepherd-slo-7d-steps",
         "shepherd-llm",
+        "shepherd-redis",
+        "shepherd-spend",
+        "shepherd-spend-steps",
     ]
 
 
@@ -98,7 +106,8 @@ def test_every_alert_has_for_severity_scope_and_annotations() -> None:
 
 
 def test_burn_alerts_carry_window_labels_and_fixed_precision_thresholds() -> None:
-    burn = [a for a in _alerts(rule_groups(["30d"])) if a["alert"].endswith("BudgetBurn")]
+    burn = [a for a in _alerts(rule_groups(["30d"])) if a["alert"].endswith("BudgetBurn") and "sli" not in a]
+    burn = [a for a in burn if a["alert"] != "ShepherdSpendBudgetBurn"]
     assert len(burn) == 12
     assert {a["alert"] for a in burn} == {
         "ShepherdAvailabilityBudgetBurn",
@@ -169,7 +178,11 @@ def test_short_slo_window_for_tests_gets_its_own_scaled_group() -> None:
 
 
 def test_latency_rules_join_the_exported_threshold_bucket_by_le() -> None:
-    sli = {(r["record"], r["labels"]["sli"]): r["expr"] for r in rule_groups(["30d"])[0]["rules"]}
+    sli = {
+        (r["record"], r["labels"]["sli"]): r["expr"]
+        for r in rule_groups(["30d"])[0]["rules"]
+        if "labels" in r
+    }
     latency = sli[("shepherd:sli_errors:rate5m", "latency")]
     assert "and on (namespace, agentdeployment, le)" in latency
     assert 'shepherd_slo_latency_threshold_bucket{sli="latency"}' in latency
@@ -188,7 +201,9 @@ def test_all_alert_names() -> None:
         "ShepherdOperatorDown",
         "ShepherdPrometheusUnreachable",
         "ShepherdReconcileErrors",
+        "ShepherdRedisMemoryHigh",
         "ShepherdSLONoData",
+        "ShepherdSpendBudgetBurn",
         "ShepherdTTFTBudgetBurn",
     ]
 
@@ -210,3 +225,57 @@ def test_benchmark_per_resource_set_grows_with_n_and_the_fleet_set_does_not() ->
     assert rule_count(per_resource_rule_groups(10)) == 10 * rule_count(per_resource_rule_groups(1))
     assert rule_count(per_resource_rule_groups(1)) == 2 * (7 + 1 + 4)  # 2 SLIs: 7 windows, full, 4 alerts
     assert fleet_rule_groups() == rule_groups(["30d"])
+
+
+def test_availability_counts_runs_and_only_refused_run_requests() -> None:
+    sli = {
+        (r["record"], r["labels"]["sli"]): r["expr"]
+        for r in rule_groups(["30d"])[0]["rules"]
+        if "labels" in r
+    }
+    events = sli[("shepherd:sli_events:rate5m", "availability")]
+    errors = sli[("shepherd:sli_errors:rate5m", "availability")]
+    assert 'agent_runs_total{outcome=~"success|interrupted|error|timeout"}' in events
+    assert f'agent_http_requests_total{{route!~"{rules.RUN_ROUTES}"}}' in events
+    assert f'agent_http_requests_total{{route=~"{rules.RUN_ROUTES}", code=~"5.."}}' in events
+    assert 'agent_runs_total{outcome=~"error|timeout"}' in errors
+    assert "cancelled" not in events + errors
+    assert "refused" not in events + errors
+    latency = sli[("shepherd:sli_events:rate5m", "latency")]
+    assert "agent_run_duration_seconds_count" in latency
+    assert "agent_http" not in latency
+
+
+@pytest.mark.parametrize(
+    ("route", "carries_a_run"),
+    [
+        ("/runs", True),
+        ("/runs/wait", True),
+        ("/runs/stream", True),
+        ("/runs/batch", True),
+        ("/threads/{thread_id}/runs", True),
+        ("/threads/{thread_id}/runs/wait", True),
+        ("/threads/{thread_id}/runs/stream", True),
+        ("/threads/{thread_id}/runs/{run_id}/join", True),
+        ("/threads/{thread_id}/runs/{run_id}/stream", True),
+        ("/threads/{thread_id}/runs/{run_id}/cancel", False),
+        ("/threads/{thread_id}/runs/{run_id}", False),
+        ("/runs/crons", False),
+        ("/threads/{thread_id}", False),
+        ("/assistants/search", False),
+    ],
+)
+def test_run_routes(route: str, carries_a_run: bool) -> None:
+    assert bool(re.fullmatch(rules.RUN_ROUTES, route)) is carries_a_run  # Prometheus anchors =~
+
+
+def test_the_service_and_the_rules_agree_on_the_routes_that_start_runs() -> None:
+    from agent_service.api.usage import RUN_STARTING_ROUTE
+    from agent_service.app import create_app
+    from agent_service.settings import Settings
+
+    app = create_app(Settings())
+    posts = {path for path, operations in app.openapi()["paths"].items() if "post" in operations}
+    starting = {p for p in posts if RUN_STARTING_ROUTE.match(p)}
+    assert starting == {p for p in posts if re.fullmatch(rules.RUN_CREATE_ROUTES, p)}
+    assert starting >= {"/runs", "/runs/wait", "/runs/stream", "/threads/{thread_id}/runs/wait"}
