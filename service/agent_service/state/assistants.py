@@ -48,6 +48,15 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
 return 1
 """
 
+# KEYS: record, versions, the tenant's index. ARGV: record JSON, version 1 JSON, now ms, id.
+# Nothing is written when the id is taken (by any tenant): a MULTI would still index it for this one.
+_CREATE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') == false then return 0 end
+redis.call('HSET', KEYS[2], 1, ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
 
 class AssistantNotFoundError(LookupError):
     pass
@@ -109,6 +118,7 @@ class Assistants:
         self.client = client
         self.keys = keys
         self._swap = client.register_script(_SWAP)
+        self._create = client.register_script(_CREATE)
 
     def _record_key(self, assistant_id: str) -> str:
         return self.keys.control("assistant", assistant_id)
@@ -142,7 +152,8 @@ class Assistants:
     async def own(self, tenant: str) -> list[dict[str, Any]]:
         ids = [i.decode() for i in await self.client.zrange(self._tenant_key(tenant), 0, -1)]
         raws = await mget(self.client, [self._record_key(i) for i in ids])
-        return [orjson.loads(raw) for raw in raws if raw is not None]
+        found = (orjson.loads(raw) for raw in raws if raw is not None)
+        return [a for a in found if a["tenant"] == tenant]
 
     async def search(
         self,
@@ -223,13 +234,9 @@ class Assistants:
             "description": description,
         }
         assistant = {**version, "updated_at": now, "tenant": tenant, "max_version": 1}
-        written, *_ = await atomic.execute(
-            self.client,
-            [
-                ("SET", self._record_key(assistant_id), dumps(assistant), "NX"),
-                ("HSETNX", self._versions_key(assistant_id), 1, dumps(version)),
-                ("ZADD", self._tenant_key(tenant), "NX", _now_ms(), assistant_id),
-            ],
+        keys = [self._record_key(assistant_id), self._versions_key(assistant_id), self._tenant_key(tenant)]
+        written = await self._create(
+            keys=keys, args=[dumps(assistant), dumps(version), _now_ms(), assistant_id]
         )
         if not written:
             existing = await self.client.get(self._record_key(assistant_id))
