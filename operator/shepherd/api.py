@@ -1125,6 +1125,23 @@ class InputLimits(_Model):
     )
 
 
+class StoreSpec(_Model):
+    """The long-term memory graphs and the /store API share (LangGraph's BaseStore, in Redis)."""
+
+    max_value_bytes: int = Field(
+        default=262_144, ge=1024, le=16_777_216, description="Largest JSON value of one item (422 above)."
+    )
+    default_ttl_minutes: float | None = Field(
+        default=None, gt=0, le=5_256_000, description="TTL of items put without one; unset: no expiry."
+    )
+    refresh_on_read: bool = Field(
+        default=True, description="Reads and searches give the items they return their full TTL again."
+    )
+    sweep_interval_seconds: int = Field(
+        default=60, ge=1, le=86_400, description="How often expired items leave the namespace indexes."
+    )
+
+
 # --------------------------------------------------------------------------------------------- runs
 
 HOST_OR_CIDR_PATTERN = r"^[A-Za-z0-9_.:\-]+(/[0-9]{1,3})?$"
@@ -1303,6 +1320,7 @@ class AgentDeploymentSpec(_Model):
     input_limits: InputLimits = Field(
         default_factory=InputLimits, description="Bounds on request bodies and run input."
     )
+    store: StoreSpec = Field(default_factory=StoreSpec, description="Long-term memory (the store API).")
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,7 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, crons, health, runs, threads, usage
+from agent_service.api import assistants, crons, health, runs, store, threads, usage
 from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graphs
 from agent_service.llm import LLMError, shared_llm
@@ -34,6 +35,7 @@ from agent_service.state import RedisSaver, connection
 from agent_service.state.assistants import Assistants
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import RunStore
+from agent_service.state.store import RedisStore
 from agent_service.state.threads import ThreadStore
 
 #: Connections of the blocking-read pool (a worker's BLPOP plus one per follower on another replica).
@@ -110,6 +112,15 @@ def build_runtime(settings: Settings) -> Runtime:
     assistants = Assistants(graphs, client, keys)
     threads = ThreadStore(client, keys)
     runs = RunStore(client, keys)
+    memory = RedisStore(
+        client=connection.sync_client(settings.redis_url, timeout, cluster=cluster),  # sync graph nodes
+        async_client=client,
+        prefix=settings.redis_key_prefix,
+        ttl={
+            "default_ttl": settings.store_default_ttl_minutes,
+            "refresh_on_read": settings.store_ttl_refresh_on_read,
+        },
+    )
     engine = RunEngine(
         settings,
         client=client,
@@ -120,8 +131,9 @@ def build_runtime(settings: Settings) -> Runtime:
         runs=runs,
         keys=keys,
         resolve_assistant=assistants.resolve,
+        store=memory,
     )
-    return Runtime(settings, client, saver, graphs, assistants, threads, runs, engine)
+    return Runtime(settings, client, saver, graphs, assistants, threads, runs, engine, memory)
 
 
 async def drain(runtime: Runtime) -> None:
@@ -145,9 +157,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = build_runtime(app.state.settings)
     app.state.runtime = runtime
     await runtime.engine.start()
+    sweeper = asyncio.create_task(
+        runtime.store.sweep_forever(app.state.settings.store_sweep_interval_seconds)
+    )
     try:
         yield
     finally:
+        sweeper.cancel()
         await drain(runtime)
         await runtime.engine.blocking.aclose()
         if gateway is not None:  # after the drain: runs still call their models until they end
@@ -217,7 +233,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     api_dependencies: Any = _api_dependencies(settings)
     # crons before the stateless runs: /runs/crons/... must not be taken for a run id.
-    for router in (assistants.router, threads.router, crons.router, runs.thread_runs, runs.stateless_runs):
+    routers = (
+        assistants.router,
+        threads.router,
+        crons.router,
+        runs.thread_runs,
+        runs.stateless_runs,
+        store.router,
+    )
+    for router in routers:
         app.include_router(router, dependencies=api_dependencies)
     if settings.auth_enabled:
         _install_docs(app, api_dependencies)

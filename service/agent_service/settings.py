@@ -138,6 +138,20 @@ class Settings(BaseSettings):
         description="On SIGTERM, runs get this long to finish before being handed back to the queue.",
     )
 
+    # --- long-term memory (agent_service/state/store.py, api/store.py) ----------------------
+    store_max_value_bytes: int = Field(
+        default=262_144, ge=1, description="Largest JSON value of one store item; larger puts get 422."
+    )
+    store_default_ttl_minutes: float | None = Field(
+        default=None, gt=0, description="TTL of store items put without one; unset: they never expire."
+    )
+    store_ttl_refresh_on_read: bool = Field(
+        default=True, description="Reads and searches give the items they return their full TTL again."
+    )
+    store_sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often expired store items leave the namespace indexes."
+    )
+
     # --- run webhooks (agent_service/runs/webhooks.py) ----------------------------------------
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default=[],

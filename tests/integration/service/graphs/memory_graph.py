@@ -1,23 +1,45 @@
-"""A graph that answers with its run context: which assistant's configuration reached the graph."""
+"""A graph with long-term memory: "remember X" keeps X in the store (a sync node given
+``store: BaseStore``); every answer names the run context's persona and what the store remembers
+(an async node reading ``runtime.store``)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import TypedDict
 
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
+
+NAMESPACE = ("memories",)
 
 
 class Context(TypedDict, total=False):
     persona: str
 
 
+def _said(state: MessagesState) -> str:
+    return state["messages"][-1].content
+
+
+def remember(state: MessagesState, *, store: BaseStore) -> dict:
+    said = _said(state)
+    if said.startswith("remember "):
+        fact = said.removeprefix("remember ")
+        store.put(NAMESPACE, hashlib.sha256(fact.encode()).hexdigest()[:16], {"fact": fact})
+    return {}
+
+
 async def answer(state: MessagesState, runtime: Runtime[Context]) -> dict:
     persona = (runtime.context or {}).get("persona", "nobody")
-    return {"messages": [("ai", f"persona={persona}")]}
+    facts = sorted(item.value["fact"] for item in await runtime.store.asearch(NAMESPACE, limit=100))
+    remembered = f" remembers={','.join(facts)}" if facts else ""
+    return {"messages": [("ai", f"persona={persona}{remembered}")]}
 
 
 builder = StateGraph(MessagesState, context_schema=Context)
+builder.add_node("remember", remember)
 builder.add_node("answer", answer)
-builder.add_edge(START, "answer")
+builder.add_edge(START, "remember")
+builder.add_edge("remember", "answer")
 graph = builder.compile()
