@@ -16,7 +16,7 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, crons, health, runs, store, threads, usage
+from agent_service.api import assistants, crons, health, runs, store, thread_stream, threads, usage
 from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graphs
 from agent_service.llm import LLMError, shared_llm
@@ -236,6 +236,7 @@ def create_app(settings: Settings) -> FastAPI:
     routers = (
         assistants.router,
         threads.router,
+        thread_stream.router,
         crons.router,
         runs.thread_runs,
         runs.stateless_runs,
