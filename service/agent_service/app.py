@@ -16,7 +16,7 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import assistants, crons, health, runs, store, thread_stream, threads, usage
+from agent_service.api import assistants, crons, health, mcp, runs, store, thread_stream, threads, usage
 from agent_service.gateway import Gateway
 from agent_service.graphs.loader import load_graphs
 from agent_service.llm import LLMError, shared_llm
@@ -160,8 +160,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sweeper = asyncio.create_task(
         runtime.store.sweep_forever(app.state.settings.store_sweep_interval_seconds)
     )
+    app.state.mcp = mcp.AgentTools(runtime)
     try:
-        yield
+        async with app.state.mcp.running():
+            yield
     finally:
         sweeper.cancel()
         await drain(runtime)
@@ -241,6 +243,7 @@ def create_app(settings: Settings) -> FastAPI:
         runs.thread_runs,
         runs.stateless_runs,
         store.router,
+        mcp.router,
     )
     for router in routers:
         app.include_router(router, dependencies=api_dependencies)

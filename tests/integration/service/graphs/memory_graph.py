@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TypedDict
 
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
+from typing_extensions import TypedDict  # pydantic (the schema routes) needs it on Python 3.11
 
 NAMESPACE = ("memories",)
 
