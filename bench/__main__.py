@@ -29,6 +29,7 @@ BENCHMARKS = (
     "spend_overshoot",
     "llm_failover",
     "tool_wrapper",
+    "platform_api",
 )
 
 
