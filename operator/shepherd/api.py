@@ -1142,6 +1142,12 @@ class StoreSpec(_Model):
     )
 
 
+class Protocols(_Model):
+    """What the agent speaks besides the LangGraph Platform API (on the same port)."""
+
+    mcp: bool = Field(default=True, description="Every assistant an MCP tool at /mcp (Streamable HTTP).")
+
+
 # --------------------------------------------------------------------------------------------- runs
 
 HOST_OR_CIDR_PATTERN = r"^[A-Za-z0-9_.:\-]+(/[0-9]{1,3})?$"
@@ -1321,6 +1327,7 @@ class AgentDeploymentSpec(_Model):
         default_factory=InputLimits, description="Bounds on request bodies and run input."
     )
     store: StoreSpec = Field(default_factory=StoreSpec, description="Long-term memory (the store API).")
+    protocols: Protocols = Field(default_factory=Protocols, description="MCP besides the LangGraph API.")
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [

@@ -160,9 +160,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sweeper = asyncio.create_task(
         runtime.store.sweep_forever(app.state.settings.store_sweep_interval_seconds)
     )
-    app.state.mcp = mcp.AgentTools(runtime)
+    protocols = contextlib.AsyncExitStack()
+    if app.state.settings.protocol_mcp:
+        app.state.mcp = mcp.AgentTools(runtime)
+        await protocols.enter_async_context(app.state.mcp.running())
     try:
-        async with app.state.mcp.running():
+        async with protocols:
             yield
     finally:
         sweeper.cancel()
@@ -243,7 +246,7 @@ def create_app(settings: Settings) -> FastAPI:
         runs.thread_runs,
         runs.stateless_runs,
         store.router,
-        mcp.router,
+        *([mcp.router] if settings.protocol_mcp else []),
     )
     for router in routers:
         app.include_router(router, dependencies=api_dependencies)

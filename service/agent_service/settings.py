@@ -152,6 +152,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often expired store items leave the namespace indexes."
     )
 
+    # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py) -------------
+    protocol_mcp: bool = Field(default=True, description="Serve every assistant as an MCP tool at /mcp.")
+
     # --- run webhooks (agent_service/runs/webhooks.py) ----------------------------------------
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default=[],
