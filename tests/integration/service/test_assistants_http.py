@@ -4,13 +4,12 @@ the graph; the default assistant is read-only; tenants never see each other's.""
 
 from __future__ import annotations
 
-import time
-
 import httpx
-import jwt
 import pytest
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+
+from tests.integration.service.tenants import AUTH, bearer
 
 GRAPH = {"AGENT_GRAPH": "memory_graph:graph"}
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
@@ -131,15 +130,8 @@ async def test_default_assistant_is_read_only_and_bad_input_names_the_field(redi
     assert (await client.assistants.get(own["assistant_id"]))["version"] == 1  # nothing was lost
 
 
-SECRET = "assistant-isolation-secret-0123456789abcdef"
-AUTH = {"AUTH_JWT_SECRET": SECRET, "AUTH_ISSUER": "https://idp.test", "AUTH_AUDIENCE": "agent-service"}
-
-
 def _tenant_client(url: str, tenant: str):
-    claims = {"sub": f"user-of-{tenant}", "tenant": tenant, "iss": AUTH["AUTH_ISSUER"]}
-    claims |= {"aud": AUTH["AUTH_AUDIENCE"], "exp": int(time.time()) + 600}
-    token = jwt.encode(claims, SECRET, algorithm="HS256")
-    return get_sync_client(url=url, headers={"Authorization": f"Bearer {token}"})
+    return get_sync_client(url=url, headers=bearer(tenant))
 
 
 def test_tenants_never_see_each_others_assistants(redis_url, start_service):

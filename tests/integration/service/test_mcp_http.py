@@ -5,25 +5,16 @@ tenants see only their own assistants."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import httpx2
-import jwt
 import pytest
 from langgraph_sdk import get_client
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.integration.service.tenants import AUTH, bearer
+
 GRAPH = {"AGENT_GRAPH": "memory_graph:graph"}
-SECRET = "mcp-tenant-secret-0123456789abcdef0123"
-AUTH = {"AUTH_JWT_SECRET": SECRET, "AUTH_ISSUER": "https://idp.test", "AUTH_AUDIENCE": "agent-service"}
-
-
-def _token(tenant: str) -> str:
-    claims = {"sub": f"user-of-{tenant}", "tenant": tenant, "iss": AUTH["AUTH_ISSUER"]}
-    claims |= {"aud": AUTH["AUTH_AUDIENCE"], "exp": int(time.time()) + 600}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
 async def _session_call(url: str, headers: dict[str, str], work):
@@ -66,7 +57,7 @@ async def test_assistants_are_tools_and_a_call_is_a_counted_run(redis_url, start
 
 async def test_mcp_is_behind_the_api_auth_and_tenants(redis_url, start_service):
     service = start_service(redis_url, **GRAPH, **AUTH)
-    acme = get_client(url=service.url, headers={"Authorization": f"Bearer {_token('acme')}"})
+    acme = get_client(url=service.url, headers=bearer("acme"))
     await acme.assistants.create("agent", name="acme only")
     async with httpx.AsyncClient(base_url=service.url) as http:
         refused = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
@@ -75,18 +66,16 @@ async def test_mcp_is_behind_the_api_auth_and_tenants(redis_url, start_service):
     async def names(session):
         return sorted(t.name for t in (await session.list_tools()).tools)
 
-    assert await _session_call(service.url, {"Authorization": f"Bearer {_token('acme')}"}, names) == [
+    assert await _session_call(service.url, bearer("acme"), names) == [
         "acme_only",
         "agent",
     ]
-    assert await _session_call(service.url, {"Authorization": f"Bearer {_token('globex')}"}, names) == [
-        "agent"
-    ]
+    assert await _session_call(service.url, bearer("globex"), names) == ["agent"]
 
     async def steal(session):
         return await session.call_tool("acme_only", {"messages": []})
 
-    stolen = await _session_call(service.url, {"Authorization": f"Bearer {_token('globex')}"}, steal)
+    stolen = await _session_call(service.url, bearer("globex"), steal)
     assert stolen.is_error
     with pytest.raises(Exception):  # noqa: B017, PT011 - the SDK surfaces the 401 as its own error
         await _session_call(service.url, {}, names)

@@ -9,9 +9,10 @@ import asyncio
 import time
 
 import httpx
-import jwt
 import pytest
 from langgraph_sdk import get_client, get_sync_client
+
+from tests.integration.service.tenants import AUTH, bearer
 
 GRAPH = {"AGENT_GRAPH": "memory_graph:graph"}
 
@@ -146,15 +147,8 @@ async def _bad_input_is_a_422_naming_the_field_and_loses_nothing(url: str, clien
     assert (await client.store.get_item(["users", "ada"], "k"))["value"] == {"v": 1}
 
 
-SECRET = "store-isolation-secret-0123456789abcdef"
-AUTH = {"AUTH_JWT_SECRET": SECRET, "AUTH_ISSUER": "https://idp.test", "AUTH_AUDIENCE": "agent-service"}
-
-
 def _tenant_client(url: str, tenant: str):
-    claims = {"sub": f"user-of-{tenant}", "tenant": tenant, "iss": AUTH["AUTH_ISSUER"]}
-    claims |= {"aud": AUTH["AUTH_AUDIENCE"], "exp": int(time.time()) + 600}
-    token = jwt.encode(claims, SECRET, algorithm="HS256")
-    return get_sync_client(url=url, headers={"Authorization": f"Bearer {token}"})
+    return get_sync_client(url=url, headers=bearer(tenant))
 
 
 def test_tenants_never_see_each_others_memories(redis_url, start_service):
