@@ -30,6 +30,7 @@ BENCHMARKS = (
     "llm_failover",
     "tool_wrapper",
     "retention",
+    "platform_api",
 )
 
 

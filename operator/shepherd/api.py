@@ -1241,6 +1241,29 @@ class InputLimits(_Model):
     )
 
 
+class StoreSpec(_Model):
+    """The long-term memory graphs and the /store API share (LangGraph's BaseStore, in Redis)."""
+
+    max_value_bytes: int = Field(
+        default=262_144, ge=1024, le=16_777_216, description="Largest JSON value of one item (422 above)."
+    )
+    default_ttl_minutes: float | None = Field(
+        default=None, gt=0, le=5_256_000, description="TTL of items put without one; unset: no expiry."
+    )
+    refresh_on_read: bool = Field(
+        default=True, description="Reads and searches give the items they return their full TTL again."
+    )
+    sweep_interval_seconds: int = Field(
+        default=60, ge=1, le=86_400, description="How often expired items leave the namespace indexes."
+    )
+
+
+class Protocols(_Model):
+    """What the agent speaks besides the LangGraph Platform API (on the same port)."""
+
+    mcp: bool = Field(default=True, description="Every assistant an MCP tool at /mcp (Streamable HTTP).")
+
+
 # --------------------------------------------------------------------------------------------- runs
 
 HOST_OR_CIDR_PATTERN = r"^[A-Za-z0-9_.:\-]+(/[0-9]{1,3})?$"
@@ -1461,6 +1484,8 @@ class AgentDeploymentSpec(_Model):
     rollout: Rollout = Field(
         default_factory=Rollout, description="How a workload change rolls out: rolling or canary."
     )
+    store: StoreSpec = Field(default_factory=StoreSpec, description="Long-term memory (the store API).")
+    protocols: Protocols = Field(default_factory=Protocols, description="MCP besides the LangGraph API.")
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,18 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from agent_service.api import admin, assistants, crons, health, runs, threads, usage
+from agent_service.api import (
+    admin,
+    assistants,
+    crons,
+    health,
+    mcp,
+    runs,
+    store,
+    thread_stream,
+    threads,
+    usage,
+)
 from agent_service.extensions.auth import ProjectAuth
 from agent_service.extensions.routes import ProjectRoutes
 from agent_service.gateway import Gateway
@@ -38,6 +50,7 @@ from agent_service.state import RedisSaver, connection
 from agent_service.state.assistants import Assistants
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import RunStore
+from agent_service.state.store import RedisStore
 from agent_service.state.threads import ThreadStore, ttl_policy
 
 #: Connections of the blocking-read pool (a worker's BLPOP plus one per follower on another replica).
@@ -118,9 +131,18 @@ def build_runtime(settings: Settings, project: Project | None = None) -> Runtime
     keys = ServiceKeys(settings.redis_key_prefix)
     saver = RedisSaver(async_client=client, prefix=keys.checkpoint_prefix)
     graphs = load_graphs(settings, saver, project)
-    assistants = Assistants(graphs)
+    assistants = Assistants(graphs, client, keys)
     threads = ThreadStore(client, keys, default_ttl=default_thread_ttl(settings))
     runs = RunStore(client, keys)
+    memory = RedisStore(
+        client=connection.sync_client(settings.redis_url, timeout, cluster=cluster),  # sync graph nodes
+        async_client=client,
+        prefix=settings.redis_key_prefix,
+        ttl={
+            "default_ttl": settings.store_default_ttl_minutes,
+            "refresh_on_read": settings.store_ttl_refresh_on_read,
+        },
+    )
     engine = RunEngine(
         settings,
         client=client,
@@ -131,8 +153,9 @@ def build_runtime(settings: Settings, project: Project | None = None) -> Runtime
         runs=runs,
         keys=keys,
         resolve_assistant=assistants.resolve,
+        store=memory,
     )
-    return Runtime(settings, client, saver, graphs, assistants, threads, runs, engine)
+    return Runtime(settings, client, saver, graphs, assistants, threads, runs, engine, memory)
 
 
 async def drain(runtime: Runtime) -> None:
@@ -175,12 +198,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = load_project(app)
     app.state.runtime = runtime
     await runtime.engine.start()
+    sweeper = asyncio.create_task(
+        runtime.store.sweep_forever(app.state.settings.store_sweep_interval_seconds)
+    )
+    protocols = contextlib.AsyncExitStack()
+    if app.state.settings.protocol_mcp:
+        app.state.mcp = mcp.AgentTools(runtime)
+        await protocols.enter_async_context(app.state.mcp.running())
     try:
-        async with contextlib.AsyncExitStack() as stack:
+        async with protocols, contextlib.AsyncExitStack() as stack:
             if app.state.project_routes.app is not None:
                 await stack.enter_async_context(app.state.project_routes.lifespan())
             yield
     finally:
+        sweeper.cancel()
         await drain(runtime)
         await runtime.engine.blocking.aclose()
         if gateway is not None:  # after the drain: runs still call their models until they end
@@ -257,7 +288,17 @@ def create_app(settings: Settings, project: Project | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     api_dependencies: Any = _api_dependencies(settings)
     # crons before the stateless runs: /runs/crons/... must not be taken for a run id.
-    for router in (assistants.router, threads.router, crons.router, runs.thread_runs, runs.stateless_runs):
+    routers = (
+        assistants.router,
+        threads.router,
+        thread_stream.router,
+        crons.router,
+        runs.thread_runs,
+        runs.stateless_runs,
+        store.router,
+        *([mcp.router] if settings.protocol_mcp else []),
+    )
+    for router in routers:
         app.include_router(router, dependencies=api_dependencies)
     if settings.auth_enabled:
         _install_docs(app, api_dependencies)

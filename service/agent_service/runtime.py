@@ -12,6 +12,7 @@ from agent_service.state import RedisSaver
 from agent_service.state.assistants import Assistants
 from agent_service.state.connection import AsyncClient
 from agent_service.state.runs import RunStore
+from agent_service.state.store import RedisStore
 from agent_service.state.threads import ThreadStore
 
 
@@ -25,6 +26,7 @@ class Runtime:
     threads: ThreadStore
     runs: RunStore
     engine: RunEngine
+    store: RedisStore  # the default tenant's view; for_tenant gives the others
 
     @property
     def graph(self) -> Pregel:

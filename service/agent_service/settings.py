@@ -165,6 +165,23 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=86400, description="How often the sweeper looks for expired threads."
     )
 
+    # --- long-term memory (agent_service/state/store.py, api/store.py) ----------------------
+    store_max_value_bytes: int = Field(
+        default=262_144, ge=1, description="Largest JSON value of one store item; larger puts get 422."
+    )
+    store_default_ttl_minutes: float | None = Field(
+        default=None, gt=0, description="TTL of store items put without one; unset: they never expire."
+    )
+    store_ttl_refresh_on_read: bool = Field(
+        default=True, description="Reads and searches give the items they return their full TTL again."
+    )
+    store_sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often expired store items leave the namespace indexes."
+    )
+
+    # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py) -------------
+    protocol_mcp: bool = Field(default=True, description="Serve every assistant as an MCP tool at /mcp.")
+
     # --- run webhooks (agent_service/runs/webhooks.py) ----------------------------------------
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default=[],

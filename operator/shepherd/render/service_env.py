@@ -104,6 +104,11 @@ USAGE_LOCAL_ADDRESS = _var("USAGE_LOCAL_ADDRESS", "spec.usage.localPort")
 MAX_REQUEST_BODY_BYTES = _var("MAX_REQUEST_BODY_BYTES", "spec.inputLimits.maxRequestBytes")
 RUN_INPUT_MAX_STRING_CHARS = _var("RUN_INPUT_MAX_STRING_CHARS", "spec.inputLimits.maxMessageChars")
 RUN_INPUT_MAX_DEPTH = _var("RUN_INPUT_MAX_DEPTH", "spec.inputLimits.maxDepth")
+STORE_MAX_VALUE_BYTES = _var("STORE_MAX_VALUE_BYTES", "spec.store.maxValueBytes")
+STORE_DEFAULT_TTL_MINUTES = _var("STORE_DEFAULT_TTL_MINUTES", "spec.store.defaultTtlMinutes")
+STORE_TTL_REFRESH_ON_READ = _var("STORE_TTL_REFRESH_ON_READ", "spec.store.refreshOnRead")
+PROTOCOL_MCP = _var("PROTOCOL_MCP", "spec.protocols.mcp")
+STORE_SWEEP_INTERVAL_SECONDS = _var("STORE_SWEEP_INTERVAL_SECONDS", "spec.store.sweepIntervalSeconds")
 AUTH_JWKS_URL = _var("AUTH_JWKS_URL", "spec.auth.jwksUrl")
 AUTH_JWT_SECRET = _var("AUTH_JWT_SECRET", "spec.auth.secretRef")
 AUTH_ISSUER = _var("AUTH_ISSUER", "spec.auth.issuer")
@@ -196,6 +201,10 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         MAX_REQUEST_BODY_BYTES: str(spec.input_limits.max_request_bytes),
         RUN_INPUT_MAX_STRING_CHARS: str(spec.input_limits.max_message_chars),
         RUN_INPUT_MAX_DEPTH: str(spec.input_limits.max_depth),
+        STORE_MAX_VALUE_BYTES: str(spec.store.max_value_bytes),
+        STORE_TTL_REFRESH_ON_READ: "true" if spec.store.refresh_on_read else "false",
+        STORE_SWEEP_INTERVAL_SECONDS: str(spec.store.sweep_interval_seconds),
+        PROTOCOL_MCP: "true" if spec.protocols.mcp else "false",
         USAGE_RETENTION_DAYS: str(spec.usage.retention_days),
         # Used only without auth; with auth, GET /usage is on the API port for the admin role.
         USAGE_LOCAL_ADDRESS: f"127.0.0.1:{spec.usage.local_port}",
@@ -209,6 +218,7 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         COST_BUDGET_USD_PER_DAY: cost.tenant_usd_per_day or spec.token_budget.usd_per_day,
         SPEND_BUDGET_USD_PER_DAY: cost.usd_per_day,
         SPEND_BUDGET_USD_PER_MONTH: cost.usd_per_month,
+        STORE_DEFAULT_TTL_MINUTES: spec.store.default_ttl_minutes,
     }
     data.update({k: _num(v) for k, v in optional.items() if v is not None})
     if cost.enforce:

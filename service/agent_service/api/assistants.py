@@ -1,56 +1,179 @@
-"""Assistants (read side): one assistant per served graph, as LangGraph Server creates from langgraph.json."""
+"""Assistants: create, read, search, count, update (a new version), versions, set_latest, delete.
+
+The default assistant of each served graph is visible to every tenant and read-only; the others
+belong to the tenant that created them (``agent_service.state.assistants``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from langchain_core.utils.pydantic import create_model_v2
 from langgraph.pregel import Pregel
 from pydantic import TypeAdapter
 
-from agent_service.api.deps import RuntimeDep
-from agent_service.api.schemas import AssistantCount, AssistantSearch
+from agent_service.api.deps import RuntimeDep, current_tenant, field_error
+from agent_service.api.schemas import (
+    AssistantCount,
+    AssistantCreate,
+    AssistantLatest,
+    AssistantPatch,
+    AssistantSearch,
+    AssistantVersions,
+)
 from agent_service.runtime import Runtime
-from agent_service.state.assistants import AssistantNotFoundError
+from agent_service.state.assistants import (
+    AssistantExistsError,
+    AssistantNotFoundError,
+    AssistantReadOnlyError,
+    VersionNotFoundError,
+    public,
+)
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 async def resolve_assistant(runtime: Runtime, assistant_id: str) -> dict[str, Any]:
-    """Accepts the assistant id or the graph id, as LangGraph Server does; 404 otherwise."""
+    """The caller's assistant by id (or a default's graph id), as LangGraph Server does; 404 otherwise."""
     try:
-        return await runtime.assistants.resolve(assistant_id)
+        return await runtime.assistants.resolve(assistant_id, current_tenant())
     except AssistantNotFoundError as error:
         raise HTTPException(status_code=404, detail=str(error)) from None
 
 
-def _matches(assistant: dict[str, Any], query: AssistantSearch | AssistantCount) -> bool:
-    if query.graph_id and query.graph_id != assistant["graph_id"]:
-        return False
-    if query.name and query.name.lower() not in assistant["name"].lower():
-        return False
-    return not query.metadata or all(assistant["metadata"].get(k) == v for k, v in query.metadata.items())
+def _config_and_context(
+    config: dict[str, Any] | None, context: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """LangGraph Server keeps ``config.configurable`` and ``context`` the same; one of them may be given."""
+    configurable = (config or {}).get("configurable")
+    if configurable and context:
+        raise field_error("context", "give context or config.configurable, not both (prefer context)")
+    if configurable:
+        return config, configurable
+    if context:
+        return {**(config or {}), "configurable": context}, context
+    return config, context
 
 
-def _matching(runtime: Runtime, query: AssistantSearch | AssistantCount) -> list[dict[str, Any]]:
-    return [a for a in runtime.assistants.all() if _matches(a, query)]
+def _refused(error: Exception) -> HTTPException:
+    """Read-only defaults and taken ids conflict (409); unknown assistants and versions are 404."""
+    conflict = isinstance(error, AssistantReadOnlyError | AssistantExistsError)
+    return HTTPException(status_code=409 if conflict else 404, detail=str(error))
+
+
+_ERRORS = (AssistantNotFoundError, AssistantReadOnlyError, AssistantExistsError, VersionNotFoundError)
+
+
+@router.post("")
+async def create_assistant(body: AssistantCreate, runtime: RuntimeDep) -> dict[str, Any]:
+    config, context = _config_and_context(body.config, body.context)
+    if body.graph_id not in runtime.assistants.graph_ids:
+        raise field_error("graph_id", f"graph {body.graph_id!r} is not served here")
+    try:
+        created = await runtime.assistants.create(
+            current_tenant(),
+            graph_id=body.graph_id,
+            assistant_id=str(body.assistant_id) if body.assistant_id else None,
+            config=config or {},
+            context=context or {},
+            metadata=body.metadata,
+            name=body.name,
+            description=body.description,
+            if_exists=body.if_exists,
+        )
+    except _ERRORS as error:
+        raise _refused(error) from None
+    return public(created)
 
 
 @router.post("/search")
-async def search_assistants(query: AssistantSearch, runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return _matching(runtime, query)[query.offset : query.offset + query.limit]
+async def search_assistants(
+    query: AssistantSearch, runtime: RuntimeDep, response: Response
+) -> list[dict[str, Any]]:
+    found = await runtime.assistants.search(
+        current_tenant(),
+        graph_id=query.graph_id,
+        name=query.name,
+        metadata=query.metadata,
+        sort_by=query.sort_by,
+        sort_order=query.sort_order,
+    )
+    page = found[query.offset : query.offset + query.limit]
+    if len(found) > query.offset + query.limit:
+        response.headers["X-Pagination-Next"] = str(query.offset + query.limit)
+    return [{k: v for k, v in public(a).items() if not query.select or k in query.select} for a in page]
 
 
 @router.post("/count")
 async def count_assistants(query: AssistantCount, runtime: RuntimeDep) -> int:
-    return len(_matching(runtime, query))
+    found = await runtime.assistants.search(
+        current_tenant(), graph_id=query.graph_id, name=query.name, metadata=query.metadata
+    )
+    return len(found)
 
 
 @router.get("/{assistant_id}")
 async def get_assistant(assistant_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return await resolve_assistant(runtime, assistant_id)
+    return public(await resolve_assistant(runtime, assistant_id))
+
+
+@router.patch("/{assistant_id}")
+async def patch_assistant(assistant_id: str, body: AssistantPatch, runtime: RuntimeDep) -> dict[str, Any]:
+    config, context = _config_and_context(body.config, body.context)
+    if body.graph_id is not None and body.graph_id not in runtime.assistants.graph_ids:
+        raise field_error("graph_id", f"graph {body.graph_id!r} is not served here")
+    try:
+        updated = await runtime.assistants.update(
+            assistant_id,
+            current_tenant(),
+            graph_id=body.graph_id,
+            config=config,
+            context=context,
+            metadata=body.metadata,
+            name=body.name,
+            description=body.description,
+        )
+    except _ERRORS as error:
+        raise _refused(error) from None
+    return public(updated)
+
+
+@router.delete("/{assistant_id}", status_code=204)
+async def delete_assistant(assistant_id: str, runtime: RuntimeDep) -> None:
+    tenant = current_tenant()
+    try:
+        await runtime.assistants.delete(assistant_id, tenant)
+    except _ERRORS as error:
+        raise _refused(error) from None
+    # As LangGraph Server does: the assistant's crons go with it (they could never fire again).
+    for cron in await runtime.engine.crons.all():
+        if cron["assistant_id"] == assistant_id and cron.get("tenant") == tenant:
+            await runtime.engine.crons.delete(cron["cron_id"])
+
+
+@router.post("/{assistant_id}/versions")
+async def get_assistant_versions(
+    assistant_id: str, body: AssistantVersions, runtime: RuntimeDep
+) -> list[dict[str, Any]]:
+    try:
+        versions = await runtime.assistants.versions(assistant_id, current_tenant(), metadata=body.metadata)
+    except _ERRORS as error:
+        raise _refused(error) from None
+    return versions[body.offset : body.offset + body.limit]
+
+
+@router.post("/{assistant_id}/latest")
+async def set_latest_assistant_version(
+    assistant_id: str, body: AssistantLatest, runtime: RuntimeDep
+) -> dict[str, Any]:
+    try:
+        return public(await runtime.assistants.set_latest(assistant_id, current_tenant(), body.version))
+    except VersionNotFoundError as error:
+        raise field_error("version", str(error)) from None
+    except _ERRORS as error:
+        raise _refused(error) from None
 
 
 @router.get("/{assistant_id}/graph")

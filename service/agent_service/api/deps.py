@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 
 from agent_service.extensions.auth import matches
 from agent_service.observability.context import current_request
@@ -17,6 +18,13 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def field_error(field: str, message: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape, naming the body field."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", field), "msg": message, "input": None}]
+    )
 
 
 def not_found(error: LookupError) -> HTTPException:

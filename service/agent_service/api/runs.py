@@ -13,11 +13,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from agent_service.api.assistants import resolve_assistant
-from agent_service.api.deps import RuntimeDep, ThreadDep, authorize, current_tenant, not_found, owned
+from agent_service.api.deps import (
+    RuntimeDep,
+    ThreadDep,
+    authorize,
+    current_tenant,
+    field_error,
+    not_found,
+    owned,
+)
 from agent_service.api.schemas import MAX_OFFSET, RunCreate, RunsCancel, RunStatus, StreamMode
 from agent_service.extensions.auth import matches, plain
 from agent_service.observability.context import current_request
@@ -33,13 +40,6 @@ stateless_runs = APIRouter(prefix="/runs", tags=["runs"])
 _ACTIVE = ("pending", "running")
 #: Cancels started by disconnecting streams; kept so the tasks are not collected mid-flight.
 _disconnect_cancels: set[asyncio.Task] = set()
-
-
-def field_error(field: str, message: str) -> RequestValidationError:
-    """A 422 in FastAPI's own shape, naming the body field."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("body", field), "msg": message, "input": None}]
-    )
 
 
 def _sse(event: events.Event) -> bytes:

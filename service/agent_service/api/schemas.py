@@ -6,6 +6,7 @@ langsmith_tracer...) that this runtime does not act on, and must keep working.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -63,12 +64,60 @@ class CheckpointRef(_Body):
     checkpoint_map: Json | None = None
 
 
+AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
+AssistantField = Literal[
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "version",
+]
+
+
 class AssistantSearch(_Body):
     metadata: Json | None = None
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(default=10, ge=1, le=1000)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    sort_by: AssistantSortBy = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[AssistantField] | None = None
+
+
+class AssistantCreate(_Body):
+    graph_id: str = Field(min_length=1, max_length=256)
+    assistant_id: uuid.UUID | None = None
+    config: Json = Field(default_factory=dict)
+    context: Json = Field(default_factory=dict)
+    metadata: Json = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=4096)
+
+
+class AssistantPatch(_Body):
+    graph_id: str | None = Field(default=None, min_length=1, max_length=256)
+    config: Json | None = None
+    context: Json | None = None
+    metadata: Json | None = None
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=4096)
+
+
+class AssistantVersions(_Body):
+    metadata: Json | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class AssistantLatest(_Body):
+    version: int = Field(ge=1, le=2**31)
 
 
 class AssistantCount(_Body):

@@ -184,7 +184,7 @@ class CronScheduler:
                 return
         body = RunCreate.model_validate({**payload, "assistant_id": cron["assistant_id"]})
         run_id = str(uuid.uuid5(CRON_RUN_NAMESPACE, f"{cron['cron_id']}:{due_ms}"))
-        assistant = await self.engine.resolve_assistant(cron["assistant_id"])
+        assistant = await self.engine.resolve_assistant(cron["assistant_id"], cron["tenant"])
         identity = {"tenant": cron["tenant"], "user": cron.get("user_id") or "cron"}
         await self.engine.submit(thread_id, body, assistant=assistant, run_id=run_id, **identity)
         log.info("cron %s fired run %s", cron["cron_id"], run_id)

@@ -21,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
 
 from agent_service.api.schemas import RunCreate
-from agent_service.observability.context import current_request
+from agent_service.observability.context import DEFAULT_TENANT, current_request
 from agent_service.runs import events
 from agent_service.runs.crons import CronScheduler, CronStore
 from agent_service.runs.queue import Claimed, RunQueue
@@ -34,6 +34,7 @@ from agent_service.state import RedisSaver
 from agent_service.state.connection import AsyncClient
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import TERMINAL_STATUSES, RunNotFoundError, RunStore
+from agent_service.state.store import RedisStore
 from agent_service.state.threads import ThreadNotFoundError, ThreadStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ class RunEngine:
         threads: ThreadStore,
         runs: RunStore,
         keys: ServiceKeys,
-        resolve_assistant: Callable[[str], Awaitable[dict[str, Any]]],
+        resolve_assistant: Callable[[str, str], Awaitable[dict[str, Any]]],  # (assistant id, tenant)
+        store: RedisStore | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -69,6 +71,7 @@ class RunEngine:
         self.runs = runs
         self.keys = keys
         self.resolve_assistant = resolve_assistant
+        self.store = store
         self.queue = RunQueue(client, keys)
         # A stateless run's thread ends with the run: its checkpoints stay in this process's memory
         # (nothing to delete afterwards; after a lost replica such a run starts again from its input).
@@ -85,11 +88,16 @@ class RunEngine:
         self._tasks: list[asyncio.Task] = []
 
     def graph_for(self, record: dict[str, Any]) -> tuple[str, Pregel]:
-        """(graph id, graph) a run executes: its assistant's graph (the default if no longer served)."""
+        """(graph id, graph) a run executes: its assistant's graph (the default if no longer served),
+        given its tenant's store (long-term memory)."""
         graph_id = record.get("assistant", {}).get("graph_id")
         if graph_id not in self.graphs:
             graph_id = next(iter(self.graphs))
-        return graph_id, (self._ephemeral if record.get("temporary") else self.graphs)[graph_id]
+        graph = (self._ephemeral if record.get("temporary") else self.graphs)[graph_id]
+        if self.store is not None:
+            tenant = record.get("tenant") or DEFAULT_TENANT
+            graph = graph.copy(update={"store": self.store.for_tenant(tenant)})
+        return graph_id, graph
 
     async def forget_ephemeral(self, thread_id: str) -> None:
         await self._ephemeral_saver.adelete_thread(thread_id)

@@ -8,6 +8,9 @@ Keys are hash-tagged so that the same layout works on one Redis and on a Redis C
 * **control data** (the run queue, thread records and their search indexes, crons, limits) carries
   the deployment's tag, ``<p>:{<p>}:...``: it is small, and the scripts that keep it consistent
   (one run per thread, leases, search indexes) need every key they touch on one shard.
+* **store data** (the long-term memory of ``agent_service.state.store``) carries its tenant's tag,
+  ``<p>:{s:<tenant>}:...``: a tenant's items and their indexes change together in one script, and
+  tenants spread over the cluster.
 
 A value never needs keys of both kinds in one atomic step; where a change touches both (a run's
 record and its queue entry), the order of the writes and the reader's checks make the gap harmless
@@ -139,3 +142,52 @@ class ServiceKeys:
     @property
     def checkpoint_prefix(self) -> str:
         return f"{self.prefix}:cp"
+
+
+@dataclass(frozen=True)
+class StoreKeys:
+    """Keys of one tenant's store (``agent_service.state.store``), tag ``{s:<tenant>}``.
+
+    item:<member>   hash    v: JSON value, c/u: created/updated (ISO), t: TTL (ms),
+                            e:<path>: float32 vector of that indexed path
+    index           zset    every member "<namespace>\\0<key>", all score 0: lexical order
+    ns              zset    every namespace "<a.b.c>", all score 0
+    ns-count        hash    namespace -> its items (a namespace goes when its last item does)
+    expiry          zset    member -> when it expires (ms), for items with a TTL
+    vectors-log     stream  members whose vectors changed (replicas keep their vector mirror fresh)
+
+    A namespace is its labels joined by ".", which labels may not contain; a member is the
+    namespace, NUL, then the key.
+    """
+
+    prefix: str
+    tenant: str
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join([self.prefix, "{s:" + escape(self.tenant) + "}", *(escape(p) for p in parts)])
+
+    def item(self, member: str) -> str:
+        return self._key("item", member)
+
+    @property
+    def index(self) -> str:
+        return self._key("index")
+
+    @property
+    def namespaces(self) -> str:
+        return self._key("ns")
+
+    @property
+    def namespace_counts(self) -> str:
+        return self._key("ns-count")
+
+    @property
+    def expiry(self) -> str:
+        return self._key("expiry")
+
+    @property
+    def vectors_log(self) -> str:
+        return self._key("vectors-log")

@@ -94,6 +94,13 @@ class RunStore:
         )
         return await self._fetch(thread_id, [i.decode() for i in ids])
 
+    async def listed_since(self, thread_id: str, after_ms: int) -> list[tuple[str, int]]:
+        """(run id, creation ms) of the thread's runs created at or after ``after_ms``, oldest first."""
+        entries = await self.client.zrangebyscore(
+            self.keys.thread_runs(thread_id), after_ms, "+inf", withscores=True
+        )
+        return [(run_id.decode(), int(score)) for run_id, score in entries]
+
     async def all(self, thread_id: str) -> list[dict[str, Any]]:
         ids = await self.client.zrange(self.keys.thread_runs(thread_id), 0, -1, desc=True)
         return await self._fetch(thread_id, [i.decode() for i in ids])
