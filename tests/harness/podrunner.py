@@ -244,6 +244,7 @@ class PodRunner:
         return subprocess.run(
             self.argv(pod, container, env),
             env={**self.base_env(), **env},
+            cwd=self.workdir,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -258,6 +259,7 @@ class PodRunner:
         return subprocess.run(
             listen(self.argv(pod, container, env, command)),
             env={**self.base_env(), **env},
+            cwd=self.workdir,
             capture_output=True,
             text=True,
             timeout=30,
