@@ -141,7 +141,9 @@ async def patch_assistant(assistant_id: str, body: AssistantPatch, runtime: Runt
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete_assistant(assistant_id: str, runtime: RuntimeDep) -> None:
+async def delete_assistant(assistant_id: str, runtime: RuntimeDep, delete_threads: bool = False) -> None:
+    """``delete_threads``: the caller's threads whose ``metadata.assistant_id`` is this assistant go
+    too, with their runs and checkpoints (as LangGraph Server does)."""
     tenant = current_tenant()
     try:
         await runtime.assistants.delete(assistant_id, tenant)
@@ -151,6 +153,15 @@ async def delete_assistant(assistant_id: str, runtime: RuntimeDep) -> None:
     for cron in await runtime.engine.crons.all():
         if cron["assistant_id"] == assistant_id and cron.get("tenant") == tenant:
             await runtime.engine.crons.delete(cron["cron_id"])
+    if delete_threads:
+        await _delete_threads_of(runtime, assistant_id, tenant)
+
+
+async def _delete_threads_of(runtime: Runtime, assistant_id: str, tenant: str | None) -> None:
+    by_assistant = {"assistant_id": assistant_id}
+    while page := await runtime.threads.search(metadata=by_assistant, limit=100, tenant=tenant):
+        for thread in page:
+            await runtime.engine.delete_thread(thread["thread_id"])
 
 
 @router.post("/{assistant_id}/versions")

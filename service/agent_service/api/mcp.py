@@ -5,8 +5,9 @@ through the run engine, so it is queued, limited, counted in the run metrics and
 The transport is stateless (JSON responses, no MCP session): any replica answers any request.
 
 ``/mcp`` is an ordinary API route, behind the same auth, rate limits and tenant rules as the rest of
-the API. The MCP server's handlers run in the session manager's own tasks, so the route hands them
-the caller (``SCOPE_KEY`` in the ASGI scope) and they take it up as their request context.
+the API; a tool call is admitted against the spend budgets and counted in the usage like a run.
+The MCP server's handlers run in the session manager's own tasks, so the route hands them the
+caller (``SCOPE_KEY`` in the ASGI scope) and they take it up as their request context.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from agent_service.api.schemas import RunCreate
+from agent_service.api.usage import spend_gate
+from agent_service.llm.errors import BudgetExceededError
 from agent_service.observability.context import RequestContext, current_request, enter_request
 from agent_service.runtime import Runtime
 from agent_service.serialization import to_jsonable
@@ -87,8 +90,13 @@ class AgentTools:
         except ValidationError as error:
             return _failed(f"invalid arguments: {error}")
         caller = current_request()
-        engine = self.runtime.engine
+        engine, gate = self.runtime.engine, spend_gate(ctx.request.app)  # type: ignore[union-attr]
+        try:
+            await gate.admit(caller.tenant)  # a spent budget refuses the call as it refuses a run
+        except BudgetExceededError as refusal:
+            return _failed(f"refused: {refusal}")
         record = await engine.submit(None, body, assistant=assistant, tenant=caller.tenant, user=caller.user)
+        await gate.usage.count_run(caller.tenant)
         output = to_jsonable(await engine.wait_result(record["thread_id"], record["run_id"]))
         if isinstance(output, dict) and "__error__" in output:
             return _failed(orjson.dumps(output["__error__"]).decode())

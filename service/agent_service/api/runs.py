@@ -98,7 +98,8 @@ async def _start(
             )
         if not matches(thread["metadata"], filters):
             raise HTTPException(status_code=404, detail=f"thread {thread_id} not found")
-        if any(k not in thread["metadata"] for k in identity):
+        # As LangGraph Server does: the thread names the graph and assistant that last ran on it.
+        if any(thread["metadata"].get(k) != v for k, v in identity.items()):
             await runtime.threads.merge_metadata(thread_id, identity)
     return await runtime.engine.submit(thread_id, body, assistant=assistant, tenant=tenant, user=user)
 

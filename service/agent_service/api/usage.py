@@ -91,14 +91,20 @@ async def admit_run(
     if request.method != "POST" or not RUN_STARTING_ROUTE.match(route):
         yield
         return
-    state = request.app.state
+    gate = spend_gate(request.app)
+    await gate.admit(principal.tenant)
+    yield  # an endpoint that raises (404, 409, 503) accepted no run: nothing is counted
+    await gate.usage.count_run(principal.tenant)
+
+
+def spend_gate(app: Any) -> TokenBudget:
+    """The app's admission check for new runs (the API's and the protocols' alike)."""
+    state = app.state
     if getattr(state, "spend_gate", None) is None:  # the runtime's Redis client exists from the lifespan on
         state.spend_gate = TokenBudget(
             budget_policy(state.settings), state.runtime.redis, state.settings.redis_key_prefix
         )
-    await state.spend_gate.admit(principal.tenant)
-    yield  # an endpoint that raises (404, 409, 503) accepted no run: nothing is counted
-    await state.spend_gate.usage.count_run(principal.tenant)
+    return state.spend_gate
 
 
 # -- the loopback listener (auth off) ------------------------------------------------------------

@@ -59,6 +59,25 @@ async def test_create_version_set_latest_and_delete_across_replicas(redis_url, s
         await a.assistants.get_versions(pirate["assistant_id"])
 
 
+async def test_delete_with_threads_takes_the_threads_it_ran_on_and_no_other(redis_url, start_service):
+    client = get_client(url=start_service(redis_url, **GRAPH).url)
+    pirate = await client.assistants.create("agent", context={"persona": "pirate"})
+    ran_on, other, untouched = [await client.threads.create() for _ in range(3)]
+    await client.runs.wait(ran_on["thread_id"], pirate["assistant_id"], input=HELLO)
+    await client.runs.wait(other["thread_id"], "agent", input=HELLO)
+    # As LangGraph Server does, a run stamps its thread with the graph and the assistant.
+    stamped = (await client.threads.get(ran_on["thread_id"]))["metadata"]
+    assert (stamped["graph_id"], stamped["assistant_id"]) == ("agent", pirate["assistant_id"])
+    found = await client.threads.search(metadata={"assistant_id": pirate["assistant_id"]})
+    assert [t["thread_id"] for t in found] == [ran_on["thread_id"]]
+
+    await client.assistants.delete(pirate["assistant_id"], delete_threads=True)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(ran_on["thread_id"])
+    for kept in (other, untouched):
+        assert (await client.threads.get(kept["thread_id"]))["thread_id"] == kept["thread_id"]
+
+
 async def test_search_count_and_sort_with_metadata_filters(redis_url, start_service):
     client = get_client(url=start_service(redis_url, **GRAPH).url)
     made = [

@@ -17,7 +17,7 @@ from tests.integration.service.tenants import AUTH, bearer
 GRAPH = {"AGENT_GRAPH": "memory_graph:graph"}
 
 
-async def _session_call(url: str, headers: dict[str, str], work):
+async def session_call(url: str, headers: dict[str, str], work):
     async with (
         httpx2.AsyncClient(headers=headers, timeout=60) as http,
         streamable_http_client(f"{url}/mcp", http_client=http) as streams,
@@ -44,7 +44,7 @@ async def test_assistants_are_tools_and_a_call_is_a_counted_run(redis_url, start
         said = {"messages": [{"role": "user", "content": "hello"}]}
         return tools, await session.call_tool("pirate_agent", said), await session.call_tool("nope", {})
 
-    tools, called, unknown = await _session_call(service.url, {}, work)
+    tools, called, unknown = await session_call(service.url, {}, work)
     assert sorted(t.name for t in tools) == ["agent", "pirate_agent"]
     graph_schema = (await client.assistants.get_schemas("agent"))["input_schema"]
     assert all(t.input_schema == graph_schema for t in tools)
@@ -66,16 +66,16 @@ async def test_mcp_is_behind_the_api_auth_and_tenants(redis_url, start_service):
     async def names(session):
         return sorted(t.name for t in (await session.list_tools()).tools)
 
-    assert await _session_call(service.url, bearer("acme"), names) == [
+    assert await session_call(service.url, bearer("acme"), names) == [
         "acme_only",
         "agent",
     ]
-    assert await _session_call(service.url, bearer("globex"), names) == ["agent"]
+    assert await session_call(service.url, bearer("globex"), names) == ["agent"]
 
     async def steal(session):
         return await session.call_tool("acme_only", {"messages": []})
 
-    stolen = await _session_call(service.url, bearer("globex"), steal)
+    stolen = await session_call(service.url, bearer("globex"), steal)
     assert stolen.is_error
     with pytest.raises(Exception):  # noqa: B017, PT011 - the SDK surfaces the 401 as its own error
-        await _session_call(service.url, {}, names)
+        await session_call(service.url, {}, names)

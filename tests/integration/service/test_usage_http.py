@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness.processes import free_port
 from tests.integration.service.conftest import ServiceProcess
+from tests.integration.service.test_mcp_http import session_call
 
 SECRET = "usage-tests-signing-secret-of-32-bytes!"
 MODEL = "claude-sonnet-4-6"
@@ -179,3 +180,21 @@ def test_an_enforced_budget_refuses_new_runs_with_429_once_spent(service: Callab
         thread = http.post(f"{url}/threads", json={}).json()["thread_id"]
         assert http.get(f"{url}/threads/{thread}").status_code == 200, "only new runs are refused"
     assert sum(runs(url).values()) == 1, "a refused run never started"
+
+
+async def test_an_mcp_tool_call_is_admitted_and_counted_like_a_run(service: Callable[..., str]) -> None:
+    local = free_port()
+    budget = {"SPEND_BUDGET_USD_PER_DAY": "0.0001", "SPEND_BUDGET_ENFORCE": "true"}
+    url = service(**budget, USAGE_LOCAL_ADDRESS=f"127.0.0.1:{local}")
+
+    async def two_calls(session):
+        return [await session.call_tool("agent", QUESTION["input"]) for _ in range(2)]
+
+    first, second = await session_call(url, {}, two_calls)
+    assert not first.is_error  # it spends more than the budget's 0.0001 USD
+    assert second.is_error
+    assert "refused: deployment_day_usd budget exhausted" in second.content[0].text
+    async with httpx.AsyncClient(timeout=10) as http:
+        usage = (await http.get(f"http://127.0.0.1:{local}/usage", params={"tenant": "default"})).json()
+    assert [(d["tenant"], d["runs"]) for d in usage["days"]] == [("default", 1)]
+    assert sum(runs(url).values()) == 1, "the refused call never started a run"
