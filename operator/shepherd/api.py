@@ -1241,8 +1241,36 @@ class InputLimits(_Model):
     )
 
 
+class StoreIndex(_Model):
+    """Semantic search of the store: item values embedded by an OpenAI-compatible endpoint, vectors in
+    Redis, searched by every replica (no Redis modules)."""
+
+    url: str = Field(
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Base URL of the embeddings endpoint (OpenAI, vLLM, TEI, Ollama: the .../v1 URL).",
+    )
+    model: str = Field(
+        default="text-embedding-3-small", min_length=1, max_length=256, description="Embeddings model."
+    )
+    dims: int = Field(ge=1, le=16_384, description="Dimensions of the model's vectors.")
+    fields: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=lambda: ["$"],
+        min_length=1,
+        max_length=32,
+        description="JSON paths of an item's value that are embedded; $ is the whole value.",
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the endpoint's API key (self-hosted servers need none)."
+    )
+
+
 class StoreSpec(_Model):
     """The long-term memory graphs and the /store API share (LangGraph's BaseStore, in Redis)."""
+
+    index: StoreIndex | None = Field(
+        default=None, description="Semantic search (search with a query ranks by meaning); unset: none."
+    )
 
     max_value_bytes: int = Field(
         default=262_144, ge=1024, le=16_777_216, description="Largest JSON value of one item (422 above)."

@@ -179,6 +179,23 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often expired store items leave the namespace indexes."
     )
 
+    store_index_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="OpenAI-compatible embeddings base URL (.../v1): search(query=) ranks by meaning.",
+    )
+    store_index_model: str = Field(
+        default="text-embedding-3-small", min_length=1, description="Embeddings model the endpoint serves."
+    )
+    store_index_dims: int | None = Field(
+        default=None, ge=1, le=16_384, description="Dimensions of the model's vectors (needed with a URL)."
+    )
+    store_index_fields: Annotated[list[str], NoDecode] = Field(
+        default=["$"],
+        description="Comma-separated JSON paths of a value that are embedded ($: the whole value).",
+    )
+    store_index_api_key: SecretStr | None = Field(default=None, description="Bearer key of the endpoint.")
+
     # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py) -------------
     protocol_mcp: bool = Field(default=True, description="Serve every assistant as an MCP tool at /mcp.")
 
@@ -385,7 +402,13 @@ class Settings(BaseSettings):
         parse_allowed(value)  # raises ValueError naming the entry
         return value
 
-    @field_validator("llm_fallback_models", "cors_allow_origins", "webhook_allowed_hosts", mode="before")
+    @field_validator(
+        "llm_fallback_models",
+        "cors_allow_origins",
+        "webhook_allowed_hosts",
+        "store_index_fields",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return (
@@ -409,6 +432,12 @@ class Settings(BaseSettings):
         # JWKS keys are usually shared by every app of an identity provider: only iss+aud scope a token to us.
         if self.auth_jwks_url and not (self.auth_issuer and self.auth_audience):
             raise ValueError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE")
+        return self
+
+    @model_validator(mode="after")
+    def _store_index(self) -> Settings:
+        if self.store_index_url and self.store_index_dims is None:
+            raise ValueError("STORE_INDEX_URL needs STORE_INDEX_DIMS (the dimensions of the model's vectors)")
         return self
 
     @property

@@ -2,13 +2,18 @@
 
 POST /v1/chat/completions answers a chat.completion (text or tool_calls, usage), or streams
 chat.completion.chunk events (`data: {...}`, a usage chunk when stream_options.include_usage, then
-`data: [DONE]`). A bearer key is required when the fake has one (self-hosted servers take none).
+`data: [DONE]`). POST /v1/embeddings answers bag-of-words vectors (EMBEDDING_DIMS, unit length:
+texts that share words are near), for the store's semantic search. A bearer key is required when
+the fake has one (self-hosted servers take none).
 Errors have OpenAI's shape and codes. Faults, replies and limits: tests/fakes/control.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +37,7 @@ from tests.fakes.control import (
 )
 
 API_KEY = "sk-fake-openai"
+EMBEDDING_DIMS = 64
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_api_key", 404: "model_not_found",
                 429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}  # fmt: skip
 
@@ -115,8 +121,36 @@ def create_app(state: FakeState, api_key: str | None) -> Starlette:
         events = _sse(completion, include_usage, kind == "malformed_stream")
         return StreamingResponse(events, media_type="text/event-stream")
 
-    route = Route("/v1/chat/completions", counted(state, completions), methods=["POST"])
-    return Starlette(routes=[route, *control_routes(state)])
+    async def embeddings(request: Request) -> Response:
+        if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
+            return openai_error(401, "Incorrect API key provided.")
+        body = await request.json()
+        fault, _ = state.take(body)
+        if fault and fault["kind"] == "status":
+            return openai_error(fault["status"], f"fake {fault['status']}", retry_headers(fault))
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        data = [
+            {"object": "embedding", "index": i, "embedding": bag_of_words(t)} for i, t in enumerate(texts)
+        ]
+        usage = {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": 0}
+        return JSONResponse({"object": "list", "data": data, "model": body["model"], "usage": usage})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", counted(state, completions), methods=["POST"]),
+            Route("/v1/embeddings", counted(state, embeddings), methods=["POST"]),
+            *control_routes(state),
+        ]
+    )
+
+
+def bag_of_words(text: str) -> list[float]:
+    """A deterministic unit vector whose cosine similarity to another means shared words."""
+    vector = [0.0] * EMBEDDING_DIMS
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % EMBEDDING_DIMS] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
 
 
 class FakeOpenAI(FakeServer):

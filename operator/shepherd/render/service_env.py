@@ -109,6 +109,11 @@ STORE_DEFAULT_TTL_MINUTES = _var("STORE_DEFAULT_TTL_MINUTES", "spec.store.defaul
 STORE_TTL_REFRESH_ON_READ = _var("STORE_TTL_REFRESH_ON_READ", "spec.store.refreshOnRead")
 PROTOCOL_MCP = _var("PROTOCOL_MCP", "spec.protocols.mcp")
 STORE_SWEEP_INTERVAL_SECONDS = _var("STORE_SWEEP_INTERVAL_SECONDS", "spec.store.sweepIntervalSeconds")
+STORE_INDEX_URL = _var("STORE_INDEX_URL", "spec.store.index.url")
+STORE_INDEX_MODEL = _var("STORE_INDEX_MODEL", "spec.store.index.model")
+STORE_INDEX_DIMS = _var("STORE_INDEX_DIMS", "spec.store.index.dims")
+STORE_INDEX_FIELDS = _var("STORE_INDEX_FIELDS", "spec.store.index.fields")
+STORE_INDEX_API_KEY = _var("STORE_INDEX_API_KEY", "spec.store.index.apiKeySecretRef")
 AUTH_JWKS_URL = _var("AUTH_JWKS_URL", "spec.auth.jwksUrl")
 AUTH_JWT_SECRET = _var("AUTH_JWT_SECRET", "spec.auth.secretRef")
 AUTH_ISSUER = _var("AUTH_ISSUER", "spec.auth.issuer")
@@ -229,6 +234,11 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         data[THREAD_TTL_STRATEGY] = retention.thread_strategy
     if retention.runs is not None:
         data[RUN_RECORD_TTL_SECONDS] = str(duration_seconds(retention.runs))
+    if (index := spec.store.index) is not None:
+        data[STORE_INDEX_URL] = index.url
+        data[STORE_INDEX_MODEL] = index.model
+        data[STORE_INDEX_DIMS] = str(index.dims)
+        data[STORE_INDEX_FIELDS] = ",".join(index.fields)
     if spec.model.degraded_reply is not None:
         data[LLM_DEGRADED_REPLY] = spec.model.degraded_reply
     if spec.model.cache.enabled:
@@ -322,6 +332,8 @@ def referenced_secrets(resource: AgentDeployment) -> list[tuple[str, SecretKeyRe
         refs.append(("spec.redis.external.urlSecretRef", spec.redis.external.url_secret_ref))
     if spec.webhooks.signing_secret_ref is not None:
         refs.append(("spec.webhooks.signingSecretRef", spec.webhooks.signing_secret_ref))
+    if spec.store.index is not None and spec.store.index.api_key_secret_ref is not None:
+        refs.append(("spec.store.index.apiKeySecretRef", spec.store.index.api_key_secret_ref))
     refs.extend(
         (f"spec.env[{i}].secretKeyRef", e.secret_key_ref) for i, e in enumerate(spec.env) if e.secret_key_ref
     )
@@ -357,6 +369,8 @@ def container_env(resource: AgentDeployment) -> list[dict[str, Any]]:
         env.append(_secret_env(REDIS_URL, spec.redis.external.url_secret_ref))
     if spec.webhooks.signing_secret_ref is not None:
         env.append(_secret_env(WEBHOOK_SECRET, spec.webhooks.signing_secret_ref))
+    if spec.store.index is not None and spec.store.index.api_key_secret_ref is not None:
+        env.append(_secret_env(STORE_INDEX_API_KEY, spec.store.index.api_key_secret_ref))
     if spec.redis.managed is not None:
         ref = SecretKeyRef(name=redis_auth_name(resource), key=REDIS_AGENT_USER)
         env.append(_secret_env(REDIS_PASSWORD, ref))

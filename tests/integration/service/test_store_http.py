@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from langgraph_sdk import get_client, get_sync_client
 
+from tests.fakes.openai_server import EMBEDDING_DIMS, FakeOpenAI
 from tests.integration.service.tenants import AUTH, bearer
 
 GRAPH = {"AGENT_GRAPH": "memory_graph:graph"}
@@ -167,3 +169,39 @@ def test_tenants_never_see_each_others_memories(redis_url, start_service):
     with pytest.raises(httpx.HTTPStatusError) as refused:
         get_sync_client(url=url).store.search_items([])  # no token
     assert refused.value.response.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def embeddings() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+async def test_semantic_search_through_an_embeddings_endpoint(redis_url, start_service, embeddings):
+    index = {
+        "STORE_INDEX_URL": f"{embeddings.url}/v1",
+        "STORE_INDEX_DIMS": str(EMBEDDING_DIMS),
+        "STORE_INDEX_FIELDS": "text",
+        "STORE_INDEX_API_KEY": embeddings.api_key,
+    }
+    first, second = start_service(redis_url, **GRAPH, **index), start_service(redis_url, **GRAPH, **index)
+    a, b = get_client(url=first.url), get_client(url=second.url)
+    notes = {"tea": "green tea in the morning", "bikes": "a red bike for the commute", "jazz": "jazz records"}
+    for key, text in notes.items():
+        await a.store.put_item(["ada", "notes"], key, {"text": text})
+    await a.store.put_item(["ada", "notes"], "unindexed", {"text": "red bike"}, index=False)
+
+    # Written on one replica, ranked by meaning on the other (its vector mirror catches up first).
+    found = (await b.store.search_items(["ada"], query="which bike is red", limit=3))["items"]
+    assert [i["key"] for i in found][:1] == ["bikes"]
+    assert found[0]["score"] > max(i["score"] or 0 for i in found[1:] if i["key"] != "unindexed")
+    await b.store.delete_item(["ada", "notes"], "bikes")
+    after = (await a.store.search_items(["ada"], query="which bike is red", limit=3))["items"]
+    assert "bikes" not in [i["key"] for i in after]
+    assert embeddings.state.requests, "the vectors came from the endpoint"
+
+
+def test_an_index_without_dimensions_is_refused_at_start(redis_url, start_service):
+    with pytest.raises(Exception, match="STORE_INDEX_URL needs STORE_INDEX_DIMS"):
+        start_service(redis_url, **GRAPH, STORE_INDEX_URL="http://127.0.0.1:9/v1")
