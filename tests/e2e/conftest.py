@@ -168,20 +168,23 @@ def canary_manifest(name: str, fake_url: str, redis_url: str) -> dict[str, Any]:
 
 class FirstCall:
     """Watches the fake provider's record of requests in the background for the first call asking
-    for ``model``: ``at`` is that moment (time.monotonic), None until then."""
+    for ``model`` after ``start()`` (earlier ones are not counted): ``at`` is that moment
+    (time.monotonic), None until then."""
 
     def __init__(self, fake: FakeAnthropic, model: str, poll: float = 0.05) -> None:
         self.fake, self.model, self.poll = fake, model, poll
         self.at: float | None = None
+        self._seen = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"first-call-{model}", daemon=True)
 
     def start(self) -> FirstCall:
+        self._seen = len(self.fake.state.requests)
         self._thread.start()
         return self
 
     def _watch(self) -> None:
-        seen = 0
+        seen = self._seen
         while not self._stop.wait(self.poll):
             requests = list(self.fake.state.requests)
             if any(r.get("model") == self.model for r in requests[seen:]):
