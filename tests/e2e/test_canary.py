@@ -15,11 +15,14 @@ Story with the freeze: a slow provider burns the latency budget until the resour
 (``FreezeNonCritical``, as in test_freeze.py) -> a new release waits (``Held``: no canary, the stable
 release on every Pod, the change pending) -> made critical, it starts as a canary beside the stable
 release -> a newer, non-critical release is held again (the critical canary goes) -> the provider
-recovers, the freeze lifts, and the held canary starts by itself.
+recovers, the freeze lifts, and the held canary starts by itself -> the operator, killed and
+started again mid-canary, continues at the same step -> the resource deleted mid-canary leaves
+nothing behind.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shepherd.budget.policy import parse_time
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness.cluster import Cluster
@@ -231,7 +235,7 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
         bridge.stop()
 
 
-def test_a_canary_waits_for_a_non_critical_freeze_unless_critical(
+def test_a_canary_waits_for_a_freeze_unless_critical_survives_a_restart_and_deletes_clean(
     kube: Cluster, redis_url: str, prom: PrometheusServer, fake: FakeAnthropic, tmp_path: Path
 ) -> None:
     ns = agent_namespace(kube, "canary-freeze")
@@ -340,6 +344,35 @@ def test_a_canary_waits_for_a_non_critical_freeze_unless_critical(
             what="a Pod of release 1 and one of the new release serving",
             interval=0.5,
         )
+
+        # The operator killed mid-canary and started again: the same step of the same release, from
+        # the same moment, once its budget watcher has evaluated (and its reconcile resumed) again.
+        state = story.rollout()
+        operator.kill()
+        killed = datetime.datetime.now(datetime.UTC)
+        operator.start()
+
+        def evaluated_since_restart() -> bool:
+            stamp = parse_time((story.agd().get("status", {}).get("errorBudget") or {}).get("evaluatedAt"))
+            return stamp is not None and stamp > killed
+
+        wait_until(
+            evaluated_since_restart, timeout=120, what="the restarted operator's evaluation", interval=0.5
+        )
+        assert story.rollout() == state
+        assert releases_serving() == {"1": 1, str(third): 1}
+
+        # Deleted mid-canary: both Deployments, their Pods, ConfigMaps and every other child go.
+        kube.kubectl("delete", "agentdeployment", NAME, "-n", ns, "--wait=true", "--timeout=120s")
+
+        def leftovers() -> str:
+            return kube.kubectl(
+                "get", "deployment,replicaset,pod,configmap,service,pdb,serviceaccount", "-n", ns,
+                "-l", "app.kubernetes.io/managed-by=shepherd", "-o", "name",
+            ).stdout.strip()  # fmt: skip
+
+        wait_until(lambda: leftovers() == "", timeout=120, what="nothing left", interval=0.5)
+        wait_until(lambda: releases_serving() == {}, timeout=60, what="no agent process left", interval=0.5)
     finally:
         traffic.stop()
         operator.stop()
