@@ -4,7 +4,9 @@ and background traffic against every bridged agent Pod."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ import httpx
 import pytest
 import yaml
 from shepherd import api, crd
-from shepherd.slo.rules import RuleConfig, rule_groups
+from shepherd.slo.rules import RuleConfig, operator_rule_groups, rule_groups
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.harness import components
@@ -95,11 +97,19 @@ STORY_RULES = RuleConfig(
 )
 
 
-def start_story_prometheus(workdir: Path) -> PrometheusServer:
-    """A Prometheus with the generated rules for a 1m SLO window (STORY_RULES)."""
+#: The stories' rules with the per-release counts over 10 s (a canary's analysis sees a step in seconds).
+CANARY_RULES = dataclasses.replace(STORY_RULES, canary_window=timedelta(seconds=10))
+
+
+def start_story_prometheus(
+    workdir: Path, config: RuleConfig = STORY_RULES, *, operator_alerts: bool = False
+) -> PrometheusServer:
+    """A Prometheus with the generated rules for a 1m SLO window (``config``), and the operator's
+    own alerts (ShepherdCanaryAborted, ...) when ``operator_alerts``."""
     server = components.start_prometheus(workdir)
     rules = workdir / "shepherd-rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": rule_groups(["1m"], STORY_RULES)}, sort_keys=False))
+    groups = rule_groups(["1m"], config) + (operator_rule_groups(config) if operator_alerts else [])
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
     server.set_rule_files([rules])
     return server
 
@@ -139,9 +149,62 @@ def operator_process(
     return operator, {"targets": [f"127.0.0.1:{port}"], "labels": {"job": "shepherd-operator"}}
 
 
+#: A model name the fake provider is told to refuse (404): every run of a release asking for it fails.
+REFUSED_MODEL = "claude-no-such-model"
+
+
+def canary_manifest(name: str, fake_url: str, redis_url: str) -> dict[str, Any]:
+    """``agent_manifest`` on 3 Pods with a two-step canary whose analysis judges a step in seconds."""
+    doc = agent_manifest(name, "registry.test/agent:1", fake_url, redis_url)
+    doc["spec"]["replicas"] = 3
+    doc["spec"]["rollout"] = {
+        "strategy": "canary",
+        # 25 % of 3 Pods is one Pod; 60 % is two. The first pause leaves the analysis its time.
+        "steps": [{"weight": 25, "pause": "20s"}, {"weight": 60, "pause": "5s"}],
+        "analysis": {"minEvents": 5, "factor": 2, "burnThreshold": 14.4},
+    }
+    return doc
+
+
+class FirstCall:
+    """Watches the fake provider's record of requests in the background for the first call asking
+    for ``model`` after ``start()`` (earlier ones are not counted): ``at`` is that moment
+    (time.monotonic), None until then."""
+
+    def __init__(self, fake: FakeAnthropic, model: str, poll: float = 0.05) -> None:
+        self.fake, self.model, self.poll = fake, model, poll
+        self.at: float | None = None
+        self._seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"first-call-{model}", daemon=True)
+
+    def start(self) -> FirstCall:
+        self._seen = len(self.fake.state.requests)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        seen = self._seen
+        while not self._stop.wait(self.poll):
+            requests = list(self.fake.state.requests)
+            if any(r.get("model") == self.model for r in requests[seen:]):
+                self.at = time.monotonic()
+                return
+            seen = len(requests)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 QUESTION = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "what is 6 * 7?"}]}}
 #: The provider's total outage: every call answered 529 (overloaded).
 OUTAGE = {"kind": "status", "status": 529, "times": 1_000_000}
+
+
+def ask_wait(http: httpx.Client, pod: BridgedPod) -> int:
+    """One run, waited on: the status code of its HTTP answer."""
+    return http.post(f"http://127.0.0.1:{pod.port}/runs/wait", json=QUESTION).status_code
 
 
 def ask_wait_or_stream(http: httpx.Client, pod: BridgedPod) -> int:

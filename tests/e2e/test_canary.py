@@ -10,74 +10,106 @@ Story: three Pods of release 1 serve traffic -> a release whose model name the p
 runs as a canary on one Pod, fails its runs, and is aborted by its analysis at its first step
 (canary at zero, the stable release on all three Pods, a Warning Event, ShepherdCanaryAborted) ->
 a healthy release promotes through both steps and becomes the stable release on every Pod.
+
+Story with the freeze: a slow provider burns the latency budget until the resource freezes
+(``FreezeNonCritical``, as in test_freeze.py) -> a new release waits (``Held``: no canary, the stable
+release on every Pod, the change pending) -> made critical, it starts as a canary beside the stable
+release -> a newer, non-critical release is held again (the critical canary goes) -> the provider
+recovers, the freeze lifts, and the held canary starts by itself -> the operator, killed and
+started again mid-canary, continues at the same step -> the resource deleted mid-canary leaves
+nothing behind.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import datetime
 import json
-import threading
 import time
-from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import yaml
-from shepherd.slo.rules import operator_rule_groups, rule_groups
+from shepherd.budget.policy import parse_time
 
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.harness import components
 from tests.harness.cluster import Cluster
-from tests.harness.podbridge import BridgedPod, PodBridge
+from tests.harness.operator import OperatorProcess
+from tests.harness.podbridge import PodBridge
 from tests.harness.processes import wait_until as harness_wait_until
 from tests.harness.prometheus import PrometheusServer
 
-from .conftest import QUESTION, STORY_RULES, Traffic, agent_manifest, agent_namespace, operator_process
+from .conftest import (
+    CANARY_RULES,
+    REFUSED_MODEL,
+    FirstCall,
+    Traffic,
+    agent_manifest,
+    agent_namespace,
+    ask_wait,
+    canary_manifest,
+    cond,
+    operator_process,
+    start_story_prometheus,
+)
 
 NAME = "canary"
-REFUSED_MODEL = "claude-no-such-model"
-#: The story's rules with the per-release counts over 10 s (the analysis sees a step in seconds).
-CANARY_RULES = dataclasses.replace(STORY_RULES, canary_window=timedelta(seconds=10))
+CANARY = f"{NAME}-canary"
+IMAGE = "registry.test/agent:{}"
 
 
 @pytest.fixture
-def prom(tmp_path: Path):
-    server = components.start_prometheus(tmp_path)
-    rules = tmp_path / "rules.yaml"
-    groups = rule_groups(["1m"], CANARY_RULES) + operator_rule_groups(CANARY_RULES)
-    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    server.set_rule_files([rules])
+def prom(tmp_path: Path) -> Iterator[PrometheusServer]:
+    server = start_story_prometheus(tmp_path, CANARY_RULES, operator_alerts=True)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def fake():
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
-
-
-def ask(http: httpx.Client, pod: BridgedPod) -> int:
-    return http.post(f"http://127.0.0.1:{pod.port}/runs/wait", json=QUESTION).status_code
-
-
-def manifest(fake_url: str, redis_url: str) -> dict[str, Any]:
-    doc = agent_manifest(NAME, "registry.test/agent:1", fake_url, redis_url)
-    doc["spec"]["replicas"] = 3
-    doc["spec"]["rollout"] = {
-        "strategy": "canary",
-        # 25 % of 3 Pods is one Pod; 60 % is two. The first pause leaves the analysis its time.
-        "steps": [{"weight": 25, "pause": "20s"}, {"weight": 60, "pause": "5s"}],
-        "analysis": {"minEvents": 5, "factor": 2, "burnThreshold": 14.4},
-    }
-    return doc
 
 
 def total(prom: PrometheusServer, promql: str) -> float:
     return sum(float(s["value"][1]) for s in prom.query(promql))
+
+
+class Story:
+    """The resource of a story: its status, patches, and waits that fail with what the rollout, the
+    analysis, Prometheus and the operator show."""
+
+    def __init__(self, kube: Cluster, ns: str, prom: PrometheusServer, operator: OperatorProcess) -> None:
+        self.kube, self.ns, self.prom, self.operator = kube, ns, prom, operator
+
+    def agd(self) -> dict[str, Any]:
+        return self.kube.get("agentdeployment", NAME, self.ns)
+
+    def rollout(self) -> dict[str, Any]:
+        return self.agd().get("status", {}).get("rollout") or {}
+
+    def patch(self, doc: dict[str, Any]) -> int:
+        """Merge-patch the resource; its generation afterwards."""
+        self.kube.kubectl(
+            "patch", "agentdeployment", NAME, "-n", self.ns, "--type=merge", "-p", json.dumps(doc)
+        )
+        return self.agd()["metadata"]["generation"]
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        return self.kube.get("deployment", name, self.ns, check=False)
+
+    def wait_until(self, check, *, timeout: float, what: str, interval: float = 0.2):
+        try:
+            return harness_wait_until(check, timeout=timeout, what=what, interval=interval)
+        except TimeoutError as error:
+            status = self.agd().get("status", {})
+            diagnosis = (
+                f"rollout {status.get('rollout')}; analysis {status.get('canaryAnalysis')}; "
+                f"freeze {status.get('freeze')}; budget {status.get('errorBudget')}; "
+                f"release counts {self.prom.query('shepherd:release_sli_events:increase')} "
+                f"{self.prom.query('shepherd:release_sli_errors:increase')}; "
+                f"targets {[(t['labels'], t['health']) for t in self.prom.targets()]}; "
+                f"operator log {self.operator.log()[-6000:]}"
+            )
+            raise AssertionError(f"{error}\n{diagnosis}") from None
+
+
+def image(deployment: dict[str, Any] | None) -> str | None:
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"] if deployment else None
 
 
 def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
@@ -86,39 +118,18 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
     ns = agent_namespace(kube, "canary")
     operator, operator_target = operator_process(kube, ns, prom, tmp_path)
     bridge = PodBridge(kube, ns, tmp_path / "pods", prometheus=prom, extra_targets=[operator_target])
-    traffic = Traffic(bridge, ask, workers=4)
+    traffic = Traffic(bridge, ask_wait, workers=4)
     fake.state.add_faults({"kind": "status", "status": 404, "times": 1_000_000, "model": REFUSED_MODEL})
 
-    def agd() -> dict[str, Any]:
-        return kube.get("agentdeployment", NAME, ns)
-
-    def rollout() -> dict[str, Any]:
-        return agd().get("status", {}).get("rollout") or {}
-
-    def wait_until(check, *, timeout: float, what: str, interval: float = 0.2):
-        try:
-            return harness_wait_until(check, timeout=timeout, what=what, interval=interval)
-        except TimeoutError as error:
-            diagnosis = (
-                f"rollout {rollout()}; analysis {agd().get('status', {}).get('canaryAnalysis')}; "
-                f"release counts {prom.query('shepherd:release_sli_events:increase')} "
-                f"{prom.query('shepherd:release_sli_errors:increase')}; "
-                f"targets {[(t['labels'], t['health']) for t in prom.targets()]}; "
-                f"operator log {operator.log()[-6000:]}"
-            )
-            raise AssertionError(f"{error}\n{diagnosis}") from None
-
-    def patch(spec: dict[str, Any]) -> None:
-        kube.kubectl(
-            "patch", "agentdeployment", NAME, "-n", ns, "--type=merge", "-p", json.dumps({"spec": spec})
-        )
+    story = Story(kube, ns, prom, operator)
+    agd, rollout, wait_until = story.agd, story.rollout, story.wait_until
 
     def stable_ready() -> int:
         return kube.get("deployment", NAME, ns).get("status", {}).get("readyReplicas", 0)
 
     operator.start()
     try:
-        kube.apply(manifest(fake.url, redis_url), namespace=ns)
+        kube.apply(canary_manifest(NAME, fake.url, redis_url), namespace=ns)
         wait_until(lambda: rollout().get("phase") == "Stable", timeout=120, what="release 1 stable")
         bridge.wait_serving(3, timeout=120)
         bridge.start_background(0.5)
@@ -131,22 +142,11 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
         )
 
         # A broken release: its model name is refused, so every run on the canary fails.
-        first_bad: list[float] = []
-        watching = threading.Event()
-
-        def watch_first_bad_run() -> None:
-            while not watching.wait(0.05):
-                if any(r.get("model") == REFUSED_MODEL for r in list(fake.state.requests)):
-                    first_bad.append(time.monotonic())
-                    return
-
-        watcher = threading.Thread(target=watch_first_bad_run, daemon=True)
-        watcher.start()
+        first_bad = FirstCall(fake, REFUSED_MODEL).start()
         stable_success_before = total(prom, 'agent_runs_total{release="1", outcome="success"}')
         min_stable_ready: list[int] = []
-        model = manifest(fake.url, redis_url)["spec"]["model"]
-        patch({"model": {**model, "name": REFUSED_MODEL}})
-        broken = agd()["metadata"]["generation"]
+        model = canary_manifest(NAME, fake.url, redis_url)["spec"]["model"]
+        broken = story.patch({"spec": {"model": {**model, "name": REFUSED_MODEL}}})
 
         def aborted() -> dict[str, Any] | None:
             min_stable_ready.append(stable_ready())
@@ -155,14 +155,14 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
 
         state = wait_until(aborted, timeout=180, what="the broken canary aborted")
         aborted_at = time.monotonic()
-        watching.set()
+        first_bad.stop()
         assert state["release"] == broken
         assert state["step"] == 0  # at its first step
         verdict = agd()["status"]["canaryAnalysis"]
         assert verdict["release"] == broken
         assert verdict["sli"] == "availability"
         wait_until(
-            lambda: kube.get("deployment", f"{NAME}-canary", ns)["spec"]["replicas"] == 0,
+            lambda: kube.get("deployment", CANARY, ns)["spec"]["replicas"] == 0,
             timeout=30,
             what="the canary at zero",
         )
@@ -192,7 +192,7 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
         )
         canary_runs = total(prom, f'max_over_time(agent_runs_total{{release="{broken}"}}[{span}])')
         all_runs = total(prom, f"max_over_time(agent_runs_total[{span}])")
-        first_bad_to_abort = aborted_at - first_bad[0] if first_bad else float("nan")
+        first_bad_to_abort = aborted_at - first_bad.at if first_bad.at else float("nan")
         # The share of a 30-day, 99 % budget at this traffic (runs per second over the story).
         rate = all_runs / (time.monotonic() - traffic_started)
         share = canary_bad / (rate * 30 * 86400 * 0.01)
@@ -206,8 +206,7 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
         assert canary_bad > 0
 
         # A healthy release: promoted through both steps to every Pod.
-        patch({"model": {**model, "name": "claude-haiku-4-5"}})
-        healthy = agd()["metadata"]["generation"]
+        healthy = story.patch({"spec": {"model": {**model, "name": "claude-haiku-4-5"}}})
         seen: set[tuple[str, int | None]] = set()
 
         def promoted() -> bool:
@@ -219,9 +218,7 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
         assert ("Progressing", 0) in seen
         assert ("Progressing", 1) in seen
         wait_until(
-            lambda: (
-                kube.kubectl("get", "deployment", f"{NAME}-canary", "-n", ns, check=False).returncode != 0
-            ),
+            lambda: story.deployment(CANARY) is None,
             timeout=60,
             what="the canary Deployment gone",
         )
@@ -232,6 +229,150 @@ def test_a_broken_canary_is_aborted_by_its_budget_and_a_healthy_one_promotes(
             return labels == [str(healthy)] * 3
 
         wait_until(all_on_healthy, timeout=120, what="every Pod on the healthy release")
+    finally:
+        traffic.stop()
+        operator.stop()
+        bridge.stop()
+
+
+def test_a_canary_waits_for_a_freeze_unless_critical_survives_a_restart_and_deletes_clean(
+    kube: Cluster, redis_url: str, prom: PrometheusServer, fake: FakeAnthropic, tmp_path: Path
+) -> None:
+    ns = agent_namespace(kube, "canary-freeze")
+    operator, operator_target = operator_process(kube, ns, prom, tmp_path)
+    bridge = PodBridge(kube, ns, tmp_path / "pods", prometheus=prom, extra_targets=[operator_target])
+    traffic = Traffic(bridge, ask_wait, workers=4)
+    story = Story(kube, ns, prom, operator)
+    wait_until = story.wait_until
+    doc = agent_manifest(NAME, IMAGE.format(1), fake.url, redis_url)
+    doc["spec"]["replicas"] = 2
+    doc["spec"]["rollout"] = {
+        "strategy": "canary",
+        "steps": [{"weight": 50, "pause": "1h"}],  # one Pod of two, for the whole story
+        # The critical canary meets the same slow provider as the stable release: all its runs miss
+        # the latency objective (burn rate 10 at 90 %), which is the provider's fault, not the release's.
+        "analysis": {"minEvents": 5, "burnThreshold": 50},
+    }
+
+    def phase(release: int, wanted: str) -> dict[str, Any] | None:
+        state = story.rollout()
+        return state if (state.get("phase"), state.get("release")) == (wanted, release) else None
+
+    def freeze_level() -> str | None:
+        return (story.agd().get("status", {}).get("freeze") or {}).get("level")
+
+    def releases_serving() -> dict[str, int]:
+        bridge.sync()
+        counts: dict[str, int] = {}
+        for pod in bridge.serving():
+            release = pod.labels.get("shepherd.dev/release", "")
+            counts[release] = counts.get(release, 0) + 1
+        return counts
+
+    operator.start()
+    try:
+        kube.apply(doc, namespace=ns)
+        wait_until(lambda: phase(1, "Stable"), timeout=120, what="release 1 stable")
+        bridge.wait_serving(2, timeout=120)
+        bridge.start_background(0.5)
+        traffic.start()
+        wait_until(
+            lambda: (
+                (story.agd().get("status", {}).get("errorBudget") or {}).get("remainingPercent", 0) >= 50
+                and freeze_level() == "None"
+            ),
+            timeout=120,
+            what="a full error budget, no freeze",
+            interval=0.5,
+        )
+
+        # The freeze, as in test_freeze.py: every LLM call slow -> the latency budget burns.
+        fake.state.add_faults({"kind": "latency", "seconds": 3, "times": 1_000_000})
+        wait_until(
+            lambda: freeze_level() == "NonCritical", timeout=120, what="FreezeNonCritical", interval=0.5
+        )
+
+        # A non-critical release waits: no canary, release 1 on both Pods, the change pending.
+        second = story.patch({"spec": {"image": IMAGE.format(2)}})
+        state = wait_until(lambda: phase(second, "Held"), timeout=60, what="the canary held")
+        assert "NonCritical" in state["reason"], state
+        assert state["weight"] == 0
+        assert story.agd()["status"]["pending"]["generation"] == second
+        assert story.deployment(CANARY) is None
+        stable = story.deployment(NAME)
+        assert (image(stable), stable["spec"]["replicas"]) == (IMAGE.format(1), 2)
+        assert cond(story.agd(), "Frozen")["status"] == "True"
+
+        # Made critical, it passes FreezeNonCritical as a canary: one Pod of it beside the stable one.
+        story.patch({"metadata": {"annotations": {"shepherd.dev/change-class": "critical"}}})
+        state = wait_until(lambda: phase(second, "Progressing"), timeout=60, what="the critical canary")
+        assert (state["step"], state["weight"], state["stableRelease"]) == (0, 50, 1)
+        assert image(story.deployment(CANARY)) == IMAGE.format(2)
+        assert image(story.deployment(NAME)) == IMAGE.format(1)
+        wait_until(
+            lambda: releases_serving() == {"1": 1, str(second): 1},
+            timeout=120,
+            what="a Pod of each release serving",
+            interval=0.5,
+        )
+
+        # A newer, non-critical release while still frozen: held, and the critical canary goes.
+        third = story.patch(
+            {
+                "metadata": {"annotations": {"shepherd.dev/change-class": None}},
+                "spec": {"image": IMAGE.format(3)},
+            }
+        )
+        state = wait_until(lambda: phase(third, "Held"), timeout=60, what="the newer canary held")
+        assert "NonCritical" in state["reason"], state
+        wait_until(lambda: story.deployment(CANARY) is None, timeout=60, what="the critical canary gone")
+        stable = story.deployment(NAME)
+        assert (image(stable), stable["spec"]["replicas"]) == (IMAGE.format(1), 2)
+        assert freeze_level() == "NonCritical"
+
+        # The provider recovers: the budget with it, the freeze lifts after its quiet period, and the
+        # held release starts as a canary by itself (the stable release still on the other Pod).
+        fake.state.reset()
+        state = wait_until(lambda: phase(third, "Progressing"), timeout=300, what="the canary after the lift")
+        assert freeze_level() == "None"
+        assert (state["step"], state["weight"]) == (0, 50)
+        assert image(story.deployment(CANARY)) == IMAGE.format(3)
+        assert image(story.deployment(NAME)) == IMAGE.format(1)
+        wait_until(
+            lambda: releases_serving() == {"1": 1, str(third): 1},
+            timeout=120,
+            what="a Pod of release 1 and one of the new release serving",
+            interval=0.5,
+        )
+
+        # The operator killed mid-canary and started again: the same step of the same release, from
+        # the same moment, once its budget watcher has evaluated (and its reconcile resumed) again.
+        state = story.rollout()
+        operator.kill()
+        killed = datetime.datetime.now(datetime.UTC)
+        operator.start()
+
+        def evaluated_since_restart() -> bool:
+            stamp = parse_time((story.agd().get("status", {}).get("errorBudget") or {}).get("evaluatedAt"))
+            return stamp is not None and stamp > killed
+
+        wait_until(
+            evaluated_since_restart, timeout=120, what="the restarted operator's evaluation", interval=0.5
+        )
+        assert story.rollout() == state
+        assert releases_serving() == {"1": 1, str(third): 1}
+
+        # Deleted mid-canary: both Deployments, their Pods, ConfigMaps and every other child go.
+        kube.kubectl("delete", "agentdeployment", NAME, "-n", ns, "--wait=true", "--timeout=120s")
+
+        def leftovers() -> str:
+            return kube.kubectl(
+                "get", "deployment,replicaset,pod,configmap,service,pdb,serviceaccount", "-n", ns,
+                "-l", "app.kubernetes.io/managed-by=shepherd", "-o", "name",
+            ).stdout.strip()  # fmt: skip
+
+        wait_until(lambda: leftovers() == "", timeout=120, what="nothing left", interval=0.5)
+        wait_until(lambda: releases_serving() == {}, timeout=60, what="no agent process left", interval=0.5)
     finally:
         traffic.stop()
         operator.stop()
