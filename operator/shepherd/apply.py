@@ -40,6 +40,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+from shepherd import lanes
 from shepherd.kube import FIELD_MANAGER, KubeClient, KubeError, Outcome
 from shepherd.render.all import CHILD_KINDS, ChildKind, kind_of
 from shepherd.render.common import MANAGED_BY, OWNER_LABEL, child_selector
@@ -171,40 +172,44 @@ class _Batch:
 
 
 class ChildLister:
-    """``list_children`` shared by the reconciles of one namespace that ask at about the same time
-    (see the module docstring). A request is sent at once when fewer than ``in_flight`` batches of
-    its namespace are under way; otherwise it joins the next batch, sent when one of those returns
-    (or when ``max_batch`` owners wait): alone, a reconcile waits for nothing; in a crowd, the
-    batches grow with the crowd. Everyone in a batch gets the error of a failed LIST."""
+    """``list_children`` shared by the reconciles of one namespace and lane (``shepherd.lanes``)
+    that ask at about the same time (see the module docstring). A request is sent at once when
+    fewer than ``in_flight`` batches of its namespace and lane are under way; otherwise it joins the
+    next batch, sent when one of those returns (or when ``max_batch`` owners wait): alone, a
+    reconcile waits for nothing; in a crowd, the batches grow with the crowd; an event's reconcile
+    never waits for a resync's batch. Everyone in a batch gets the error of a failed LIST."""
 
     def __init__(self, client: KubeClient, *, max_batch: int = 64, in_flight: int = 2) -> None:
         self.client, self.max_batch, self.in_flight = client, max_batch, in_flight
-        self._open: dict[str, _Batch] = {}
-        self._sending: dict[str, set[asyncio.Task[None]]] = {}
+        self._open: dict[tuple[str, lanes.Lane], _Batch] = {}
+        self._sending: dict[tuple[str, lanes.Lane], set[asyncio.Task[None]]] = {}
 
     async def __call__(self, namespace: str, owner_name: str) -> tuple[LiveChildren, set[str]]:
-        batch = self._open.setdefault(namespace, _Batch())
+        key = (namespace, lanes.current())
+        batch = self._open.setdefault(key, _Batch())
         batch.owners.add(owner_name)
-        if len(self._sending.get(namespace, ())) < self.in_flight or len(batch.owners) >= self.max_batch:
-            self._send(namespace)
+        if len(self._sending.get(key, ())) < self.in_flight or len(batch.owners) >= self.max_batch:
+            self._send(key)
         by_owner, absent = await asyncio.shield(batch.result)
         return by_owner.get(owner_name, {}), set(absent)
 
-    def _send(self, namespace: str) -> None:
-        batch = self._open.pop(namespace, None)
+    def _send(self, key: tuple[str, lanes.Lane]) -> None:
+        batch = self._open.pop(key, None)
         if batch is None:
             return
-        tasks = self._sending.setdefault(namespace, set())
-        task = asyncio.create_task(self._fetch(namespace, batch), name=f"list-children-{namespace}")
+        tasks = self._sending.setdefault(key, set())
+        namespace, lane = key
+        with lanes.use(lane):  # also when a batch is sent as another one returns
+            task = asyncio.create_task(self._fetch(namespace, batch), name=f"list-children-{namespace}")
         tasks.add(task)
-        task.add_done_callback(lambda done: self._sent(namespace, done))
+        task.add_done_callback(lambda done: self._sent(key, done))
 
-    def _sent(self, namespace: str, task: asyncio.Task[None]) -> None:
-        tasks = self._sending.get(namespace, set())
+    def _sent(self, key: tuple[str, lanes.Lane], task: asyncio.Task[None]) -> None:
+        tasks = self._sending.get(key, set())
         tasks.discard(task)
         if not tasks:
-            self._sending.pop(namespace, None)
-        self._send(namespace)  # the batch that waited for this one
+            self._sending.pop(key, None)
+        self._send(key)  # the batch that waited for this one
 
     async def _fetch(self, namespace: str, batch: _Batch) -> None:
         owners = ",".join(sorted(batch.owners))

@@ -39,7 +39,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from shepherd import api, metrics, webhook
+from shepherd import api, lanes, metrics, webhook
 from shepherd.apply import ApplyError
 from shepherd.budget.gate import FreezeGate
 from shepherd.budget.watcher import BudgetWatcher, watcher_enabled
@@ -186,7 +186,8 @@ async def _run(memo: kopf.Memo, body: Any, *, first_time: bool = False) -> dict[
 @kopf.on.create(*RESOURCE, id="reconcile")
 @kopf.on.update(*RESOURCE, id="reconcile")
 async def reconcile(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> None:
-    await _run(memo, body, first_time=reason == "create")
+    with lanes.use(lanes.for_cause(reason, body)):  # a restart's resumes queue behind new work
+        await _run(memo, body, first_time=reason == "create")
 
 
 @kopf.on.event(

@@ -6,10 +6,12 @@ hides drift: a 409 from an apply with ``force`` cannot happen, a 409 anywhere el
 A 429 is retried a few times in place (honouring ``Retry-After``); transport errors, 5xx and
 persistent 429s raise ``KubeError`` (the handler turns that into a kopf retry).
 
-At most ``max_connections`` requests are in flight; the others wait on a semaphore, not in httpx's
-pool: httpcore 1.0 rescans every queued request against every connection on each request start
-and finish, so 500 resources reconciled at once (2,500 queued LISTs on a restart) kept the event
-loop busy for minutes in that scan (and too busy to act on SIGTERM).
+At most ``max_connections`` requests are in flight; the others wait on ``shepherd.lanes.Slots``,
+not in httpx's pool: httpcore 1.0 rescans every queued request against every connection on each
+request start and finish, so 500 resources reconciled at once (2,500 queued LISTs on a restart)
+kept the event loop busy for minutes in that scan (and too busy to act on SIGTERM). The slots are
+served by lane: writes first, then event-driven reads, then the resync's (``shepherd.lanes``), so a
+resource created during a restart's resync is not queued behind it.
 
 Credentials come from the standard loaders of the ``kubernetes`` package (in-cluster service
 account, else ``KUBECONFIG``/``~/.kube/config``); requests are made with ``httpx`` so handlers stay
@@ -33,6 +35,8 @@ from urllib.parse import quote
 import httpx
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+
+from shepherd import lanes
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +132,7 @@ class KubeClient:
             headers={"Accept": "application/json", "User-Agent": "shepherd-operator"},
         )
         self.counts: Counter[str] = Counter()
-        self._slots = asyncio.Semaphore(max_connections)  # see the module docstring
+        self._slots = lanes.Slots(max_connections)  # see the module docstring
         self._auth: tuple[float, dict[str, str]] | None = None
 
     @classmethod
@@ -162,10 +166,11 @@ class KubeClient:
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body).encode()
+        lane = lanes.Lane.WRITE if method in WRITE_METHODS else lanes.current()
         for attempt in range(THROTTLE_RETRIES + 1):
             self.counts[method] += 1
             try:
-                async with self._slots:
+                async with self._slots.hold(lane):
                     resp = await self._http.request(
                         method, path, content=content, params=params, headers=headers
                     )

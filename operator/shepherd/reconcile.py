@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shepherd import api, apply, credentials, rollout, status
+from shepherd import api, apply, credentials, lanes, rollout, status
 from shepherd.api import AgentDeployment, FreezeLevel
 from shepherd.budget.policy import scaling_only
 from shepherd.kube import KubeClient, KubeError, Outcome
@@ -95,6 +95,8 @@ class Reconciler:
     #: otherwise each hold their rendered children and LIST results while waiting for one of the
     #: client's connections; beyond the connection count that buys memory, not speed. (Status
     #: refreshes from child events, one write each, do not wait behind them: they bring Ready.)
+    #: Served by lane (``shepherd.lanes``): a new resource's reconcile does not wait for a
+    #: restart's resumes, which hold at most three quarters of them.
     concurrency: int = 32
     #: resourceVersion of the newest agent Deployment seen per owner uid: older snapshots (events
     #: still queued after a reconcile read a newer one) must not roll the status back.
@@ -121,7 +123,7 @@ class Reconciler:
     _requeues: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._slots = asyncio.Semaphore(self.concurrency)
+        self._slots = lanes.Slots(self.concurrency)
         self._children = apply.ChildLister(self.client)
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -169,7 +171,7 @@ class Reconciler:
         meta = body.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return {"skipped": "deleting"}  # garbage collection removes the children
-        async with self._lock(meta.get("uid", "")), self._slots:
+        async with self._lock(meta.get("uid", "")), self._slots.hold(lanes.current()):
             return await self._reconcile(body, first_time=first_time)
 
     async def _reconcile(self, body: dict[str, Any], *, first_time: bool = False) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from shepherd import api
+from shepherd import api, lanes
 from shepherd.kube import KubeClient, KubeError, path_for
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,12 @@ class Resync:
                 await self._task
 
     async def once(self) -> int:
-        """One round; returns how many resources were reconciled without an error."""
+        """One round (in the ``RESYNC`` lane: events go first); returns how many resources were
+        reconciled without an error."""
+        with lanes.use(lanes.Lane.RESYNC):
+            return await self._round()
+
+    async def _round(self) -> int:
         items = await list_agentdeployments(self.client, self.namespaces)
         gate = asyncio.Semaphore(self.concurrency)
 
