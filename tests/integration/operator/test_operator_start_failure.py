@@ -105,9 +105,9 @@ def test_a_project_that_cannot_start_makes_the_resource_not_ready_naming_key_and
         # The Pod says it as a kubelet would, and kwok leaves it so while the container crash-loops.
         def crashed_again() -> dict[str, Any] | None:
             status = _agent_status(kube, ns)
-            return status if status and status.get("restartCount", 0) >= 3 else None
+            return status if status and status.get("restartCount", 0) >= 2 else None
 
-        status = wait_until(crashed_again, timeout=120, what="the agent container to crash 3 times")
+        status = wait_until(crashed_again, timeout=120, what="the agent container to crash twice")
         assert status["ready"] is False
         terminated = status["lastState"]["terminated"]
         assert (terminated["exitCode"], terminated["reason"]) == (2, "Error")
