@@ -5,7 +5,8 @@ children are listed (one LIST per kind per reconcile), applied (server-side appl
 may create) and pruned (DELETE); Deployments are also watched (``child-deployment`` handler) and,
 while a freeze holds their rollout, scaled through ``deployments/scale``; AgentDeployments are
 watched and annotated by kopf, their status patched, and
-``finalizers`` updated because children set blockOwnerDeletion. Secrets are read, watched and, for
+``finalizers`` updated because children set blockOwnerDeletion. The Pods of an agent Deployment
+that is not ready are listed (their termination messages). Secrets are read, watched and, for
 the managed Redis' generated passwords only, created and completed (``shepherd.credentials``).
 
 ``lease_rules`` are the leader election's (``shepherd.leader``): a Role in the operator's own
@@ -32,6 +33,9 @@ def rules() -> list[dict[str, Any]]:
         # rolls the Pods), and the managed Redis' password Secret created or completed, never replaced.
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        # The agent Pods of a Deployment not ready, listed by its selector to say why they fail
+        # to start (never watched: shepherd.reconcile).
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     ]
     by_group: dict[str, list[str]] = {}
     for kind in CHILD_KINDS:

@@ -18,6 +18,7 @@ which is how Kubernetes readers (``kubectl wait``, kstatus, Argo CD) tell a stat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -263,7 +264,7 @@ class Reconciler:
         live_deployment = result.objects.get(("Deployment", resource.name))
         self._newest(resource.uid, live_deployment)
         self._reconciled[resource.uid] = generation
-        observation = status.observe_deployment(live_deployment)
+        observation = await self._observe(resource.namespace, live_deployment)
         wanted_missing = [k for k in result.missing_kinds if k in _MONITORING_KINDS]
         stable_labels = {f"{kind}/{name}" for kind, name in stable_keys}
         frozen = [k for k in result.held if not (plan.hold_stable and k in stable_labels)]
@@ -367,13 +368,32 @@ class Reconciler:
                 missing = list(current.get("monitoring") or [])
             outcome = status.Outcome(
                 resource.generation,
-                status.observe_deployment(deployment),
+                await self._observe(resource.namespace, deployment),
                 missing_monitoring=missing,
                 applied_image=resource.spec.image,
                 rollout=current.get("rollout"),  # a replica count does not move a rollout
             )
             await self._write_status(body, current, outcome)
             return {"refreshed": True}
+
+    async def _observe(self, namespace: str, deployment: dict[str, Any] | None) -> status.WorkloadObservation:
+        """The agent Deployment as the status needs it, with why its Pods fail to start, if they do.
+
+        The Pods are read only while some exist and fewer are ready than wanted, with one LIST by
+        the Deployment's selector: never a Pod watch or cache, so a healthy fleet of thousands costs
+        no Pod reads (nor does a Deployment just created).
+        """
+        observation = status.observe_deployment(deployment)
+        if deployment is None or not observation.replicas or observation.ready >= observation.desired:
+            return observation
+        labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        got = await self.client.list("v1", "pods", namespace, selector)
+        if not got.ok:  # the counts still say the Pods are not ready
+            log.warning("%s: cannot list the agent Pods: %s %s", namespace, got.status_code, got.message)
+            return observation
+        failure = status.start_failure((got.body or {}).get("items") or [])
+        return dataclasses.replace(observation, start_failure=failure)
 
     async def _read_secrets(self, resource: AgentDeployment) -> tuple[tuple[str, str] | None, dict[str, Any]]:
         """(the first missing Secret or key, named by the field that refers to it, or None; the data

@@ -20,6 +20,8 @@ CIRCUITS_CLOSED = "CircuitsClosed"
 PROMETHEUS_REACHABLE = "PrometheusReachable"
 #: Operator-specific: whether every wanted monitoring object could be created.
 MONITORING_READY = "MonitoringReady"
+#: Ready's reason when the agent container exits at start-up (``start_failure``).
+AGENT_START_FAILED = "AgentStartFailed"
 
 #: Keys of ``status`` this module owns; others (errorBudget, freeze, circuits, ...) are left alone.
 OWNED_KEYS = (
@@ -108,6 +110,8 @@ class WorkloadObservation:
     #: The Deployment controller has seen our latest spec (status.observedGeneration >= generation).
     observed: bool = False
     image: str | None = None
+    #: Why the agent container of a Pod keeps exiting (``start_failure``); None when none does.
+    start_failure: str | None = None
 
 
 def observe_deployment(live: dict[str, Any] | None) -> WorkloadObservation:
@@ -127,6 +131,42 @@ def observe_deployment(live: dict[str, Any] | None) -> WorkloadObservation:
         >= int((live.get("metadata") or {}).get("generation", 0)),
         image=containers[0].get("image") if containers else None,
     )
+
+
+#: What of a container's termination message goes on the Ready condition (the kubelet keeps 4 KiB).
+START_FAILURE_CHARS = 1024
+#: The container whose start-up failure is reported (``render.workload``'s agent container).
+AGENT_CONTAINER = "agent"
+
+
+def start_failure(pods: list[dict[str, Any]], container: str = AGENT_CONTAINER) -> str | None:
+    """Why ``container`` of one of ``pods`` keeps failing, as its kubelet reports it; None if none does.
+
+    A container that is not ready and whose current or last run ended with a non-zero exit code
+    (``state.terminated``, or ``lastState.terminated`` while it waits in CrashLoopBackOff or runs
+    again) failed to start: its termination message (what agent-service wrote to the
+    terminationMessagePath, whitespace folded, trimmed to ``START_FAILURE_CHARS``), or the exit
+    code and reason when there is none. Pods being deleted are skipped (an old release going away
+    is not a failure).
+    """
+    for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("name", "")):
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") != container or cs.get("ready"):
+                continue
+            state, last = cs.get("state") or {}, cs.get("lastState") or {}
+            ended = state.get("terminated") or last.get("terminated") or {}
+            if int(ended.get("exitCode") or 0) == 0:
+                continue
+            message = " ".join((ended.get("message") or "").split())
+            if not message:
+                message = f"exit code {ended['exitCode']} ({ended.get('reason') or 'Error'})"
+            if len(message) > START_FAILURE_CHARS:
+                message = message[: START_FAILURE_CHARS - 1] + "…"
+            # No restart count: it grows on every crash, and the status would be rewritten each time.
+            return f"Pod {pod['metadata']['name']} container {container} failed to start: {message}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -194,6 +234,13 @@ def compute(current: dict[str, Any], outcome: Outcome, timestamp: str | None = N
         elif work.ready >= work.desired:
             ready = ConditionUpdate(
                 READY, ConditionStatus.true, "AllPodsReady", f"{work.ready}/{work.desired} Pods ready."
+            )
+        elif work.start_failure:
+            ready = ConditionUpdate(
+                READY,
+                ConditionStatus.false,
+                AGENT_START_FAILED,
+                f"{work.ready}/{work.desired} Pods ready. {work.start_failure}",
             )
         else:
             reason = "NoPodReady" if work.ready == 0 else "PodsNotReady"

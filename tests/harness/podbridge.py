@@ -12,12 +12,20 @@ verbatim, so a setting the service does not understand makes the process fail an
 `provided_env` adds variables the sandbox needs beside the container's (the operator's
 SHEPHERD_METRICS_ADDRESS=127.0.0.1: only loopback here); `port_variables` (e.g.
 SHEPHERD_METRICS_PORT, USAGE_LOCAL_ADDRESS) and the URLs of `url_flags` (e.g. --liveness) get a
-free loopback port per Pod, so two replicas of one Pod template run side by side. A process that
-exits is started again (at most every `restart_seconds`), as the kubelet restarts a container.
+free loopback port per Pod, so two replicas of one Pod template run side by side.
+
+A process that exits is reported as the kubelet reports it, and started again (at most every
+`restart_seconds`), as the kubelet restarts a container: the Pod's status is patched to the
+container waiting in ``CrashLoopBackOff`` with ``lastState.terminated`` (exit code, reason
+``Error``, and the content of its terminationMessagePath, which the process writes to a file of its
+own here), ``restartCount`` counting the exits, and the Pod not Ready; a restarted one runs not
+ready, and is Ready again once it answers /healthz. kwok leaves such a Pod alone: its stages
+(``hack/build-binaries.sh``) only act on Pending Pods and on deletions.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.parse
@@ -32,6 +40,8 @@ from .processes import ManagedProcess, free_port, wait_until
 from .prometheus import PrometheusServer
 
 AGENTDEPLOYMENT_LABEL = "shepherd.dev/agentdeployment"
+#: The kubelet's default terminationMessagePath.
+TERMINATION_LOG = "/dev/termination-log"
 BridgeError = RunnerError
 # The unit tests' names for the two translations.
 _expand = expand
@@ -66,6 +76,14 @@ class BridgedPod:
     #: The free ports given to `port_variables` and `url_flags`, by variable or flag.
     ports: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    #: Where this container's process writes its termination message.
+    termination: Path | None = None
+    #: Exits so far (the kubelet's restartCount), and what the Pod's status says of the container:
+    #: "ready" (kwok's start, or answering /healthz), "exited" or "restarted" (running, not ready).
+    restarts: int = 0
+    reported: str = "ready"
+    #: How the last run ended (the kubelet's lastState.terminated).
+    last_terminated: dict | None = None
 
 
 @dataclass
@@ -122,10 +140,15 @@ class PodBridge:
         argv = self.runner.argv(pod, container, env)
         return with_flag(with_flag(argv, "--host", "127.0.0.1"), "--port", str(port))
 
-    def _start(self, pod: dict) -> BridgedPod:
+    def _start(self, pod: dict, previous: BridgedPod | None = None) -> BridgedPod:
         container = next(c for c in pod["spec"]["containers"] if c["name"] == self.container)
         port = free_port()
         env = self.environment(pod, container)
+        # The kubelet gives each container run a fresh termination message file.
+        termination = self.log_dir / f"termination-{pod['metadata']['uid']}"
+        termination.unlink(missing_ok=True)
+        path = container.get("terminationMessagePath", TERMINATION_LOG)
+        env = {k: str(termination) if v == path else v for k, v in env.items()}
         ports = {name: free_port() for name in (*self.port_variables, *self.url_flags)}
         env.update({name: _moved(env[name], ports[name]) for name in self.port_variables if name in env})
         base = self.runner.base_env()
@@ -139,7 +162,11 @@ class PodBridge:
         process = ManagedProcess(f"pod-{name}", argv, self.log_dir, {**base, **env}, inherit_env=False).start(
             detach=self.detach
         )
-        return BridgedPod(name, port, process, pod["metadata"].get("labels", {}), ports)
+        labels = pod["metadata"].get("labels", {})
+        started = BridgedPod(name, port, process, labels, ports, termination=termination)
+        if previous is not None:  # a restart: the kubelet keeps the count and how the last run ended
+            started.restarts, started.last_terminated = previous.restarts, previous.last_terminated
+        return started
 
     def sync(self) -> None:
         pods = self.cluster.get("pods", namespace=self.namespace)["items"]
@@ -152,14 +179,74 @@ class PodBridge:
         with self._lock:
             for name in set(self.bridged) - set(running):
                 self.bridged.pop(name).process.stop()
+            restarted: dict[str, BridgedPod] = {}
             for name, bridged in list(self.bridged.items()):
-                exited = not bridged.process.running()
-                if exited and time.monotonic() - bridged.started >= self.restart_seconds:
-                    del self.bridged[name]  # exited: started again below, as the kubelet would
+                if bridged.process.running():
+                    if bridged.reported == "restarted" and _healthy(bridged.port):
+                        self._report(bridged, "ready")
+                    continue
+                if bridged.reported != "exited":
+                    self._report_exit(bridged)
+                if time.monotonic() - bridged.started >= self.restart_seconds:
+                    # exited: started again below, as the kubelet would
+                    restarted[name] = self.bridged.pop(name)
             for name, pod in running.items():
                 if name not in self.bridged:
-                    self.bridged[name] = self._start(pod)
+                    self.bridged[name] = bridged = self._start(pod, restarted.get(name))
+                    if name in restarted:
+                        self._report(bridged, "restarted")
             self._publish_targets()
+
+    # -- the Pod's status, as the kubelet writes it ----------------------------------------------
+
+    def _report(self, pod: BridgedPod, reported: str) -> None:
+        """The container's status (whole, as the kubelet sends it: the list is not merged by name)
+        and the Pod's readiness: "exited" waits in CrashLoopBackOff, "restarted" runs not ready,
+        "ready" serves; the last run's end stays in lastState."""
+        ready = reported == "ready"
+        state = {"waiting": {"reason": "CrashLoopBackOff"}} if reported == "exited" else {"running": {}}
+        mine = {
+            "name": self.container,
+            "image": "",
+            "imageID": "",
+            "ready": ready,
+            "started": reported != "exited",
+            "restartCount": pod.restarts,
+            "state": state,
+            "lastState": {"terminated": pod.last_terminated} if pod.last_terminated else {},
+        }
+        live = self.cluster.get("pod", pod.name, self.namespace, check=False)
+        if live is None:
+            return  # deleted meanwhile
+        statuses = live["status"].get("containerStatuses") or []
+        for status in statuses:
+            if status["name"] == self.container:
+                mine["image"], mine["imageID"] = status.get("image", ""), status.get("imageID", "")
+        statuses = [mine if s["name"] == self.container else s for s in statuses] or [mine]
+        flag = "True" if ready else "False"
+        conditions = [
+            {"type": kind, "status": flag, "lastTransitionTime": _now()}
+            | ({} if ready else {"reason": "ContainersNotReady"})
+            for kind in ("Ready", "ContainersReady")
+        ]
+        patch = {"status": {"conditions": conditions, "containerStatuses": statuses}}
+        self.cluster.kubectl(
+            "patch", "pod", pod.name, "-n", self.namespace, "--subresource=status",
+            "--type=strategic", "-p", json.dumps(patch),
+        )  # fmt: skip
+        pod.reported = reported
+
+    def _report_exit(self, pod: BridgedPod) -> None:
+        code = pod.process.process.returncode
+        message = pod.termination.read_text(errors="replace") if pod.termination.exists() else ""
+        pod.restarts += 1
+        pod.last_terminated = {
+            "exitCode": code,
+            "reason": "Error" if code else "Completed",
+            "finishedAt": _now(),
+            **({"message": message} if message else {}),
+        }
+        self._report(pod, "exited")
 
     def _publish_targets(self) -> None:
         if self.prometheus is None:
@@ -218,6 +305,10 @@ class PodBridge:
             for pod in self.bridged.values():
                 pod.process.stop()
             self.bridged.clear()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _healthy(port: int) -> bool:

@@ -187,9 +187,10 @@ class PodRunner:
         mounts = dict(self._mounts(pod, container))
         if not mounts:
             return value
-        # One pass, so a local path (often under /tmp) is never translated again by a /tmp mount.
+        # One pass, so a local path (often under /tmp) is never translated again by a /tmp mount;
+        # whole path components only (/var/tmp is not the /tmp mount).
         alternatives = "|".join(re.escape(mount) for mount in mounts)  # longest first
-        pattern = rf"(?:{alternatives})(?=/|$|[\s\"'?&;])"
+        pattern = rf"(?<![\w.~/-])(?:{alternatives})(?=/|$|[\s\"'?&;])"
         return re.sub(pattern, lambda m: str(mounts[m.group()]), value)
 
     # -- running ---------------------------------------------------------------------------------

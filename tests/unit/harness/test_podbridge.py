@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.harness.podbridge import _expand, _matches, _moved, _with_endpoint, _with_url
+from tests.harness.podrunner import PodRunner
 
 
 def test_variable_references_expand_like_kubernetes() -> None:
@@ -40,3 +41,17 @@ def test_port_variables_move_a_port_or_a_host_port_to_loopback() -> None:
     assert _moved("8080", 4001) == "4001"
     assert _moved("127.0.0.1:8082", 4002) == "127.0.0.1:4002"
     assert _moved("0.0.0.0:8082", 4003) == "127.0.0.1:4003"
+
+
+def test_a_mount_path_is_translated_only_as_whole_path_components(tmp_path) -> None:
+    pod = {
+        "metadata": {"name": "p", "uid": "u"},
+        "spec": {"volumes": [{"name": "tmp", "emptyDir": {}}]},
+    }
+    container = {"name": "agent", "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    runner = PodRunner(None, "ns", tmp_path)  # an emptyDir needs no cluster
+    local = tmp_path / "empty-u-tmp"
+    assert runner._translate("/tmp/x", pod, container) == f"{local}/x"
+    assert runner._translate("dir=/tmp", pod, container) == f"dir={local}"
+    assert runner._translate("/var/tmp/x", pod, container) == "/var/tmp/x"
+    assert runner._translate("/tmpfiles/x", pod, container) == "/tmpfiles/x"

@@ -342,3 +342,44 @@ async def test_child_event_after_our_own_status_write_needs_no_read():
     assert await rec.refresh_from_deployment(copy.deepcopy(stale), dep) == {"refreshed": True}
     assert kube.counts["GET"] == reads
     assert kube.status_patches[-1]["ready"] == "2/2"
+
+
+async def test_agent_pods_failing_to_start_are_read_by_selector_and_reported_once():
+    kube = FakeKube()
+    rec = Reconciler(kube)
+    await rec.reconcile(body({}))
+    status = kube.status_patches[-1]
+    dep = kube.objects[("deployments", NS, "demo")]
+    dep["status"] = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2}
+    labels = dep["spec"]["selector"]["matchLabels"]
+    message = "/app/langgraph.json: graphs.agent: './missing.py:graph': no such file"
+    kube.objects[("pods", NS, "demo-abc")] = {
+        "metadata": {"name": "demo-abc", "namespace": NS, "labels": labels},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "agent",
+                    "ready": False,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"exitCode": 2, "reason": "Error", "message": message}},
+                }
+            ]
+        },
+    }
+    kube.objects[("pods", NS, "other")] = {  # not the Deployment's: never reported
+        "metadata": {"name": "other", "namespace": NS, "labels": {"app": "other"}},
+        "status": {"containerStatuses": [{"name": "agent", "lastState": {"terminated": {"exitCode": 1}}}]},
+    }
+    kube.counts.clear()
+    await rec.refresh_from_deployment(body({}, status=status), copy.deepcopy(dep))
+    assert kube.counts["GET"] == 1  # one LIST of the Deployment's Pods
+    status = {**status, **kube.status_patches[-1]}
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AgentStartFailed")
+    assert ready["message"] == f"0/2 Pods ready. Pod demo-abc container agent failed to start: {message}"
+    assert [(e["type"], e["reason"]) for e in kube.events] == [("Warning", "AgentStartFailed")]
+    # A resync of the same state reads the Pods again, and writes nothing.
+    kube.counts.clear()
+    await rec.reconcile(body({}, status=status))
+    assert kube.writes == 0, kube.counts
+    assert len(kube.events) == 1

@@ -70,3 +70,82 @@ def test_rollout_in_progress():
     new = status.compute({}, Outcome(1, obs))
     assert status.condition(new, "Ready")["reason"] == "PodsNotReady"
     assert status.condition(new, "Progressing")["status"] == "True"
+
+
+def _pod(name: str, container: dict, *, deleting: bool = False) -> dict:
+    meta = {"name": name, **({"deletionTimestamp": "T"} if deleting else {})}
+    return {"metadata": meta, "status": {"containerStatuses": [container]}}
+
+
+CRASHING = {
+    "name": "agent",
+    "ready": False,
+    "restartCount": 3,
+    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+    "lastState": {
+        "terminated": {
+            "exitCode": 3,
+            "reason": "Error",
+            "message": "/app/langgraph.json: graphs.agent: './agent.py:graph':\n  no such file",
+        }
+    },
+}
+
+
+def test_start_failure_is_the_termination_message_of_a_crashing_agent_container():
+    ok = {"name": "agent", "ready": True, "state": {"running": {}}}
+    sidecar = {**CRASHING, "name": "otel-collector"}
+    failure = status.start_failure([_pod("a-1", ok), _pod("a-2", sidecar), _pod("a-3", CRASHING)])
+    assert failure == (
+        "Pod a-3 container agent failed to start: "
+        "/app/langgraph.json: graphs.agent: './agent.py:graph': no such file"
+    )
+    # Restarted and running again (not ready yet): the last run's message still says why.
+    again = {**CRASHING, "state": {"running": {}}, "restartCount": 4}
+    assert status.start_failure([_pod("a-3", again)]) == failure
+
+
+def test_start_failure_ignores_healthy_deleted_and_cleanly_exited_pods():
+    clean = {**CRASHING, "lastState": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    assert status.start_failure([_pod("a-1", clean), _pod("a-2", CRASHING, deleting=True)]) is None
+    assert status.start_failure([_pod("a-1", {**CRASHING, "ready": True})]) is None
+    assert status.start_failure([{"metadata": {"name": "pending"}, "status": {}}]) is None
+
+
+def test_start_failure_without_message_names_the_exit_code_and_long_ones_are_trimmed():
+    bare = {**CRASHING, "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}
+    assert status.start_failure([_pod("a-1", bare)]).endswith("failed to start: exit code 2 (Error)")
+    long = {**CRASHING, "lastState": {"terminated": {"exitCode": 3, "message": "x" * 5000}}}
+    failure = status.start_failure([_pod("a-1", long)])
+    assert failure.endswith("x…")
+    assert len(failure.split(": ", 1)[1]) == status.START_FAILURE_CHARS
+
+
+def test_start_failure_sets_ready_false_with_one_warning_event():
+    failing = WorkloadObservation(
+        exists=True,
+        desired=1,
+        replicas=1,
+        ready=0,
+        updated=1,
+        observed=True,
+        image="img:1",
+        start_failure="Pod a-1 container agent failed to start: langgraph.json: http.app: bad",
+    )
+    healthy = status.compute({}, Outcome(1, READY_OBS, applied_image="img:1"), timestamp="T")
+    new = status.compute(healthy, Outcome(1, failing, applied_image="img:1"), timestamp="T2")
+    ready = status.condition(new, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AgentStartFailed")
+    assert ready["message"] == "0/1 Pods ready. " + failing.start_failure
+    events = status.events_for(healthy, new)
+    assert [(e.type, e.reason, e.message) for e in events] == [
+        ("Warning", "AgentStartFailed", ready["message"])
+    ]
+    # The next reconcile sees the same: no write, no second Event.
+    again = status.compute(new, Outcome(1, failing, applied_image="img:1"), timestamp="T3")
+    assert status.patch_for(new, again) is None
+    assert status.events_for(new, again) == []
+    # Fixed: Ready again, as Normal news.
+    fixed = status.compute(again, Outcome(2, READY_OBS, applied_image="img:2"), timestamp="T4")
+    assert status.condition(fixed, "Ready")["reason"] == "AllPodsReady"
+    assert [(e.type, e.reason) for e in status.events_for(again, fixed)] == [("Normal", "AllPodsReady")]
