@@ -179,8 +179,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often expired store items leave the namespace indexes."
     )
 
-    # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py) -------------
+    # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py, a2a.py) -----
     protocol_mcp: bool = Field(default=True, description="Serve every assistant as an MCP tool at /mcp.")
+    protocol_a2a: bool = Field(
+        default=True, description="Serve every assistant over A2A at /a2a/{id}, with its agent card."
+    )
 
     # --- run webhooks (agent_service/runs/webhooks.py) ----------------------------------------
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
