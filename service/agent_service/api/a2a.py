@@ -364,6 +364,9 @@ class Tasks:
                 yield event({**update, "artifact": artifact, "append": chunks > 0, "lastChunk": False})
                 chunks += 1
         ended = await self.show(await self.engine.get(context_id, task_id), 0)
+        if not chunks and ended.get("artifacts"):  # a graph whose nodes return whole messages
+            update = {"kind": "artifact-update", "taskId": task_id, "contextId": context_id}
+            yield event({**update, "artifact": ended["artifacts"][0], "append": False, "lastChunk": True})
         yield status(ended["status"], True)
 
 
