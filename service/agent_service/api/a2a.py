@@ -230,13 +230,12 @@ def task(record: dict[str, Any], values: Any, history_length: int | None) -> dic
         shown["message"] = _a2a_message(
             "agent", f"{error.get('error')}: {error.get('message')}", task_id, context_id
         )
+    elif state == "completed" and isinstance(values, dict) and values.get("__interrupt__"):
+        shown["state"] = "input-required"  # the graph asks: its interrupts are the question
+        question = orjson.dumps(values["__interrupt__"]).decode()
+        shown["message"] = _a2a_message("agent", question, task_id, context_id)
     elif state == "completed":
-        if isinstance(values, dict) and values.get("__interrupt__"):
-            shown["state"] = "input-required"
-            reply = orjson.dumps(values["__interrupt__"]).decode()
-        else:
-            reply = _reply(values)
-        shown["message"] = _a2a_message("agent", reply, task_id, context_id)
+        shown["message"] = _a2a_message("agent", _reply(values), task_id, context_id)
         artifacts = [
             {"artifactId": task_id, "name": "Assistant Response", "parts": shown["message"]["parts"]}
         ]
