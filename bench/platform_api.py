@@ -8,6 +8,8 @@
    a filtered search over the whole store, with ``BENCH_STORE_ITEMS`` items (default 10,000) in it.
 3. MCP tool-call overhead: a tool call (the mcp SDK's client, one session) against the same
    stateless run through ``POST /runs/wait``.
+4. A2A message/send overhead (the a2a-sdk client, blocking send, a new context each time) against
+   the same run on a new thread through ``POST /runs/wait`` with ``on_completion=keep``.
 
 `langgraph dev` is the reference install in ``LGREF`` (default /tmp/lgref).
 """
@@ -24,7 +26,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import httpx2
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.types import a2a_pb2
 from langgraph_sdk import get_client
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -179,6 +184,32 @@ async def mcp_overhead(url: str) -> dict[str, list[float]]:
     return {"POST /runs/wait": direct, "MCP tools/call": via_mcp}
 
 
+# -- 4. A2A overhead ----------------------------------------------------------------------------
+
+
+async def a2a_overhead(url: str) -> dict[str, list[float]]:
+    client = get_client(url=url)
+    direct = await _timed(
+        [
+            lambda: client.runs.wait(None, "agent", input=HELLO, on_completion="keep")
+            for _ in range(TOOL_CALLS)
+        ]
+    )
+    hello = a2a_pb2.Message(message_id="hello", role=a2a_pb2.ROLE_USER, parts=[a2a_pb2.Part(text="hello")])
+    async with httpx.AsyncClient(timeout=60) as http:
+        card = await A2ACardResolver(
+            http, url, "/.well-known/agent-card.json?assistant_id=agent"
+        ).get_agent_card()
+        a2a = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
+
+        async def send() -> None:
+            async for _ in a2a.send_message(a2a_pb2.SendMessageRequest(message=hello)):
+                pass
+
+        via_a2a = await _timed([send for _ in range(TOOL_CALLS)])
+    return {"POST /runs/wait (on_completion=keep)": direct, "A2A message/send": via_a2a}
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -205,6 +236,11 @@ def _ms(samples: list[float], q: float) -> str:
     return f"{percentile(samples, q) * 1000:.1f}"
 
 
+def _overhead_table(title: str, samples: dict[str, list[float]]) -> list[str]:
+    lines = ["", title, "", "| call | p50 | p99 |", "|---|---|---|"]
+    return lines + [f"| {call} | {_ms(s, 50)} | {_ms(s, 99)} |" for call, s in samples.items()]
+
+
 async def _measure(shepherd_url: str, dev_url: str) -> str:
     servers = {"agent-service": shepherd_url, "langgraph dev": dev_url}
     outcomes = {name: await scenario(url) for name, url in servers.items()}
@@ -219,14 +255,10 @@ async def _measure(shepherd_url: str, dev_url: str) -> str:
     for op, samples in latency["agent-service"].items():
         ref = latency["langgraph dev"][op]
         lines.append(f"| {op} | {_ms(samples, 50)} | {_ms(samples, 99)} | {_ms(ref, 50)} | {_ms(ref, 99)} |")
-    overhead = await mcp_overhead(shepherd_url)
-    lines += [
-        "",
-        f"MCP tool call against the same stateless run, agent-service, {TOOL_CALLS} calls each, ms:",
-        "",
-    ]
-    lines += ["| call | p50 | p99 |", "|---|---|---|"]
-    lines += [f"| {call} | {_ms(s, 50)} | {_ms(s, 99)} |" for call, s in overhead.items()]
+    mcp = f"MCP tool call against the same stateless run, agent-service, {TOOL_CALLS} calls each, ms:"
+    lines += _overhead_table(mcp, await mcp_overhead(shepherd_url))
+    a2a = f"A2A message/send against the same run on a new thread, {TOOL_CALLS} calls each, ms:"
+    lines += _overhead_table(a2a, await a2a_overhead(shepherd_url))
     return "\n".join(lines)
 
 

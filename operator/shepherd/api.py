@@ -1290,6 +1290,11 @@ class Protocols(_Model):
     """What the agent speaks besides the LangGraph Platform API (on the same port)."""
 
     mcp: bool = Field(default=True, description="Every assistant an MCP tool at /mcp (Streamable HTTP).")
+    a2a: bool = Field(
+        default=True,
+        description="Every assistant an A2A agent at /a2a/{assistant_id} (JSON-RPC), with its agent card at "
+        "/.well-known/agent-card.json?assistant_id=...",
+    )
 
 
 # --------------------------------------------------------------------------------------------- runs
@@ -1513,7 +1518,9 @@ class AgentDeploymentSpec(_Model):
         default_factory=Rollout, description="How a workload change rolls out: rolling or canary."
     )
     store: StoreSpec = Field(default_factory=StoreSpec, description="Long-term memory (the store API).")
-    protocols: Protocols = Field(default_factory=Protocols, description="MCP besides the LangGraph API.")
+    protocols: Protocols = Field(
+        default_factory=Protocols, description="MCP and A2A besides the LangGraph API."
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [

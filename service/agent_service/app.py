@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
 from agent_service.api import (
+    a2a,
     admin,
     assistants,
     crons,
@@ -312,6 +313,7 @@ def create_app(settings: Settings, project: Project | None = None) -> FastAPI:
         runs.stateless_runs,
         store.router,
         *([mcp.router] if settings.protocol_mcp else []),
+        *([a2a.router] if settings.protocol_a2a else []),
     )
     for router in routers:
         app.include_router(router, dependencies=api_dependencies)

@@ -196,8 +196,11 @@ class Settings(BaseSettings):
     )
     store_index_api_key: SecretStr | None = Field(default=None, description="Bearer key of the endpoint.")
 
-    # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py) -------------
+    # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py, a2a.py) -----
     protocol_mcp: bool = Field(default=True, description="Serve every assistant as an MCP tool at /mcp.")
+    protocol_a2a: bool = Field(
+        default=True, description="Serve every assistant over A2A at /a2a/{id}, with its agent card."
+    )
 
     # --- run webhooks (agent_service/runs/webhooks.py) ----------------------------------------
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(

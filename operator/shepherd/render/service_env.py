@@ -108,6 +108,7 @@ STORE_MAX_VALUE_BYTES = _var("STORE_MAX_VALUE_BYTES", "spec.store.maxValueBytes"
 STORE_DEFAULT_TTL_MINUTES = _var("STORE_DEFAULT_TTL_MINUTES", "spec.store.defaultTtlMinutes")
 STORE_TTL_REFRESH_ON_READ = _var("STORE_TTL_REFRESH_ON_READ", "spec.store.refreshOnRead")
 PROTOCOL_MCP = _var("PROTOCOL_MCP", "spec.protocols.mcp")
+PROTOCOL_A2A = _var("PROTOCOL_A2A", "spec.protocols.a2a")
 STORE_SWEEP_INTERVAL_SECONDS = _var("STORE_SWEEP_INTERVAL_SECONDS", "spec.store.sweepIntervalSeconds")
 STORE_INDEX_URL = _var("STORE_INDEX_URL", "spec.store.index.url")
 STORE_INDEX_MODEL = _var("STORE_INDEX_MODEL", "spec.store.index.model")
@@ -210,6 +211,7 @@ def config_data(resource: AgentDeployment) -> dict[str, str]:
         STORE_TTL_REFRESH_ON_READ: "true" if spec.store.refresh_on_read else "false",
         STORE_SWEEP_INTERVAL_SECONDS: str(spec.store.sweep_interval_seconds),
         PROTOCOL_MCP: "true" if spec.protocols.mcp else "false",
+        PROTOCOL_A2A: "true" if spec.protocols.a2a else "false",
         USAGE_RETENTION_DAYS: str(spec.usage.retention_days),
         # Used only without auth; with auth, GET /usage is on the API port for the admin role.
         USAGE_LOCAL_ADDRESS: f"127.0.0.1:{spec.usage.local_port}",

@@ -69,7 +69,7 @@ async def check_webhook(runtime: Runtime, webhook: str | None) -> None:
         raise field_error("webhook", f"webhook refused: {refusal}") from None
 
 
-async def _start(
+async def start_run(
     runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate
 ) -> dict[str, Any]:
     assistant = await resolve_assistant(runtime, body.assistant_id)
@@ -154,7 +154,7 @@ def _streaming(
 async def _create(
     runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate, response: Response
 ) -> dict:
-    record = await _start(runtime, request, thread_id, body)
+    record = await start_run(runtime, request, thread_id, body)
     response.headers["Content-Location"] = _paths(record)[0]
     return public_run(record)
 
@@ -162,14 +162,14 @@ async def _create(
 async def _stream(
     runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate
 ) -> StreamingResponse:
-    record = await _start(runtime, request, thread_id, body)
+    record = await start_run(runtime, request, thread_id, body)
     return _streaming(runtime, record, 0, None, body.on_disconnect == "cancel")
 
 
 async def _wait(
     runtime: Runtime, request: Request, thread_id: str | None, body: RunCreate, response: Response
 ) -> Any:
-    record = await _start(runtime, request, thread_id, body)
+    record = await start_run(runtime, request, thread_id, body)
     path, _ = _paths(record)
     response.headers.update({"Location": f"{path}/join", "Content-Location": path})
     return await runtime.engine.wait_result(record["thread_id"], record["run_id"])

@@ -17,8 +17,10 @@ def test_no_input_gets_a_5xx(redis_url: str, start_service) -> None:
     failures: list[str] = []
     checked = 0
     statuses: list[int] = []
+    paths: set[str] = set()
     for result in schema.get_all_operations():
         operation = result.ok()
+        paths.add(operation.path)
 
         @given(case=operation.as_strategy())
         @settings(
@@ -38,6 +40,7 @@ def test_no_input_gets_a_5xx(redis_url: str, start_service) -> None:
         call()
         checked += 1
     assert checked >= 30, f"only {checked} operations in the OpenAPI document"
+    assert {"/a2a/{assistant_id}", "/.well-known/agent-card.json"} <= paths  # the protocols too
     assert not failures, "\n".join(failures)
     # Not hollow: many requests were sent, and both accepted and refused inputs were among them.
     assert len(statuses) >= 5 * checked

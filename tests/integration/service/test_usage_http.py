@@ -198,3 +198,17 @@ async def test_an_mcp_tool_call_is_admitted_and_counted_like_a_run(service: Call
         usage = (await http.get(f"http://127.0.0.1:{local}/usage", params={"tenant": "default"})).json()
     assert [(d["tenant"], d["runs"]) for d in usage["days"]] == [("default", 1)]
     assert sum(runs(url).values()) == 1, "the refused call never started a run"
+
+
+def test_an_a2a_message_is_admitted_and_counted_like_a_run(service: Callable[..., str]) -> None:
+    url = service(SPEND_BUDGET_USD_PER_DAY="0.0001", SPEND_BUDGET_ENFORCE="true")
+
+    def send(text: str) -> dict:
+        message = {"messageId": text, "role": "user", "parts": [{"kind": "text", "text": text}]}
+        call = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}}
+        return httpx.post(f"{url}/a2a/agent", json=call, timeout=60).json()
+
+    assert send("what is 6 * 7?")["result"]["status"]["state"] == "completed"  # spends past 0.0001 USD
+    refused = send("and 7 * 8?")["error"]
+    assert (refused["code"], "deployment_day_usd" in refused["message"]) == (-32000, True)
+    assert sum(runs(url).values()) == 1, "the refused message never started a run"

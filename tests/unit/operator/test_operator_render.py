@@ -102,6 +102,7 @@ def test_settings_reach_the_container():
     assert "REDIS_URL" not in data  # it holds a password: in the container env, expanded by the kubelet
     assert (data["STORE_MAX_VALUE_BYTES"], data["STORE_DEFAULT_TTL_MINUTES"]) == ("65536", "1440")
     assert (data["STORE_TTL_REFRESH_ON_READ"], data["PROTOCOL_MCP"]) == ("false", "false")
+    assert data["PROTOCOL_A2A"] == "false"
     chain = json.loads(data["LLM_CHAIN"])
     assert [(e["provider"], e["model"]) for e in chain] == [
         ("anthropic", "claude-sonnet-4-5"),
@@ -257,7 +258,7 @@ def test_rendered_config_is_accepted_by_the_service(monkeypatch):
     monkeypatch.setenv("LLM_CHAIN_3_GOOGLE_CREDENTIALS", '{"type": "service_account"}')
     settings = Settings()
     assert (settings.store_default_ttl_minutes, settings.store_ttl_refresh_on_read) == (1440, False)
-    assert settings.protocol_mcp is False
+    assert (settings.protocol_mcp, settings.protocol_a2a) == (False, False)
     routes = llm_routes(settings)
     assert [r.circuit for r in routes][2:] == [
         "bedrock:us.anthropic.claude-sonnet-4-5-20250929-v1:0",
