@@ -265,8 +265,10 @@ def build(plan: BuildPlan, builder: Builder, output: Path | None, log=print) -> 
     base = probe_base(builder, plan.base_image)
     with tempfile.TemporaryDirectory(prefix="agent-build-") as work:
         context = Path(work)
-        for conflict in prepare_context(plan, base, context):
-            log(f"warning: the lock pins {conflict}; the base's version is used")
+        conflicts = prepare_context(plan, base, context)
+        if conflicts:
+            used = ", ".join(conflicts)
+            log(f"warning: {len(conflicts)} pins differ from the base's, whose versions are used: {used}")
         file = str(context / "Containerfile")
         if builder.name == "buildah":
             _run(builder.command("bud", "--quiet", "--layers", "--pull=false", "-f", file, "-t", plan.tag,
