@@ -1436,7 +1436,11 @@ class AgentDeploymentSpec(_Model):
         default=DEFAULT_GRAPH,
         max_length=256,
         pattern=GRAPH_PATTERN,
-        description="LangGraph entrypoint `module:attribute` (AGENT_GRAPH).",
+        description=(
+            "LangGraph entrypoint `module:attribute` (AGENT_GRAPH). Left at its default (the reference "
+            "agent), it is not rendered and the image decides: an `agent-service build` image serves its "
+            "langgraph.json. Set, it overrides the graphs of any langgraph.json."
+        ),
     )
     config: str | None = Field(
         default=None,

@@ -1,4 +1,5 @@
-"""`agent-service` / `python -m agent_service`: serve the app with uvicorn and drain on SIGTERM."""
+"""`agent-service` / `python -m agent_service`: serve the app with uvicorn and drain on SIGTERM;
+`agent-service build`: an image of a LangGraph project (agent_service.build)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,12 @@ class DrainingServer(uvicorn.Server):
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["build"]:  # `agent-service build`: an image of a LangGraph project
+        from agent_service.build import cli
+
+        cli(argv[1:])
+        return
     parser = argparse.ArgumentParser(prog="agent-service", description="Serve a LangGraph graph over HTTP.")
     parser.add_argument("--host", default="0.0.0.0", help="interface to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")

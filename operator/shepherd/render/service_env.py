@@ -169,10 +169,11 @@ def managed_redis_url(resource: AgentDeployment) -> str:
 
 
 def _graph_source(spec: AgentDeploymentSpec) -> dict[str, str]:
-    """AGENT_GRAPH, AGENT_CONFIG or both: with a langgraph.json, spec.graph is rendered only when
-    set to other than its default, and then overrides the file's graphs."""
+    """AGENT_GRAPH, AGENT_CONFIG, both or neither: spec.graph is rendered only when set to other than
+    its default (the service's own default), and then overrides any langgraph.json's graphs; left at
+    its default, the image decides (an `agent-service build` image sets AGENT_CONFIG itself)."""
     source = {AGENT_CONFIG: spec.config} if spec.config else {}
-    if not spec.config or spec.graph != DEFAULT_GRAPH:
+    if spec.graph != DEFAULT_GRAPH:
         source[AGENT_GRAPH] = spec.graph
     return source
 

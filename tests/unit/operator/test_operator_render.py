@@ -6,7 +6,6 @@ import json
 
 import kubernetes_validate
 import pytest
-from shepherd import api
 from shepherd.api import DEFAULT_AGENT_IMAGE
 from shepherd.render import autoscaling, monitoring, redis, render_all, service_env, workload
 from shepherd.render.all import CHILD_KINDS
@@ -161,7 +160,7 @@ def test_retention_and_the_admin_role_reach_the_service():
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ({}, {"AGENT_GRAPH": api.DEFAULT_GRAPH}),
+        ({}, {}),  # the image decides (the service's default, or an `agent-service build` AGENT_CONFIG)
         ({"config": "/app/langgraph.json"}, {"AGENT_CONFIG": "/app/langgraph.json"}),
         (  # spec.graph set as well overrides the file's graphs (its http.app, auth and env stay)
             {"config": "/app/langgraph.json", "graph": "team.agents:graph"},
