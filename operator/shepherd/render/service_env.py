@@ -320,6 +320,20 @@ def _chain_secrets(resource: AgentDeployment) -> list[tuple[str, str, SecretKeyR
     return found
 
 
+def _secret_variables(resource: AgentDeployment) -> list[tuple[str, str, SecretKeyRef]]:
+    """(field path, variable, Secret key) of every setting read from a Secret: the chain's, then the
+    others, in the order the container's env lists them."""
+    spec = resource.spec
+    index, external = spec.store.index, spec.redis.external
+    optional = [
+        ("spec.auth.secretRef", AUTH_JWT_SECRET, spec.auth.secret_ref if spec.auth else None),
+        ("spec.redis.external.urlSecretRef", REDIS_URL, external.url_secret_ref if external else None),
+        ("spec.webhooks.signingSecretRef", WEBHOOK_SECRET, spec.webhooks.signing_secret_ref),
+        ("spec.store.index.apiKeySecretRef", STORE_INDEX_API_KEY, index and index.api_key_secret_ref),
+    ]
+    return [*_chain_secrets(resource), *((p, v, ref) for p, v, ref in optional if ref is not None)]
+
+
 def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
@@ -328,15 +342,7 @@ def referenced_secrets(resource: AgentDeployment) -> list[tuple[str, SecretKeyRe
     """(field path, Secret key) of every Secret the workload needs; the operator checks they exist
     before rolling out, naming the field that refers to a missing one."""
     spec = resource.spec
-    refs = [(path, ref) for path, _, ref in _chain_secrets(resource)]
-    if spec.auth is not None and spec.auth.secret_ref is not None:
-        refs.append(("spec.auth.secretRef", spec.auth.secret_ref))
-    if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:
-        refs.append(("spec.redis.external.urlSecretRef", spec.redis.external.url_secret_ref))
-    if spec.webhooks.signing_secret_ref is not None:
-        refs.append(("spec.webhooks.signingSecretRef", spec.webhooks.signing_secret_ref))
-    if spec.store.index is not None and spec.store.index.api_key_secret_ref is not None:
-        refs.append(("spec.store.index.apiKeySecretRef", spec.store.index.api_key_secret_ref))
+    refs = [(path, ref) for path, _, ref in _secret_variables(resource)]
     refs.extend(
         (f"spec.env[{i}].secretKeyRef", e.secret_key_ref) for i, e in enumerate(spec.env) if e.secret_key_ref
     )
@@ -365,15 +371,7 @@ def container_env(resource: AgentDeployment) -> list[dict[str, Any]]:
     """``env`` of the agent container: secret references, then the user's variables (never one
     Shepherd sets: the CRD refuses those)."""
     spec = resource.spec
-    env: list[dict[str, Any]] = [_secret_env(variable, ref) for _, variable, ref in _chain_secrets(resource)]
-    if spec.auth is not None and spec.auth.secret_ref is not None:
-        env.append(_secret_env(AUTH_JWT_SECRET, spec.auth.secret_ref))
-    if spec.redis.external is not None and spec.redis.external.url_secret_ref is not None:
-        env.append(_secret_env(REDIS_URL, spec.redis.external.url_secret_ref))
-    if spec.webhooks.signing_secret_ref is not None:
-        env.append(_secret_env(WEBHOOK_SECRET, spec.webhooks.signing_secret_ref))
-    if spec.store.index is not None and spec.store.index.api_key_secret_ref is not None:
-        env.append(_secret_env(STORE_INDEX_API_KEY, spec.store.index.api_key_secret_ref))
+    env = [_secret_env(variable, ref) for _, variable, ref in _secret_variables(resource)]
     if spec.redis.managed is not None:
         ref = SecretKeyRef(name=redis_auth_name(resource), key=REDIS_AGENT_USER)
         env.append(_secret_env(REDIS_PASSWORD, ref))
