@@ -100,6 +100,7 @@ def ensure_bench_venv() -> Path:
                 str(BENCH_VENV / "bin" / "uv"),
                 "pip",
                 "install",
+                "--compile-bytecode",
                 "-q",
                 "--python",
                 str(python),

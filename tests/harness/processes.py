@@ -18,6 +18,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ProcessExited(RuntimeError):
+    """A component died while something waited for it: waiting longer cannot help."""
+
+
 def wait_until(check: Callable[[], object], *, timeout: float, what: str, interval: float = 0.1) -> object:
     """Polls `check` until it returns a truthy value; raises TimeoutError naming `what` otherwise."""
     deadline = time.monotonic() + timeout
@@ -25,6 +29,8 @@ def wait_until(check: Callable[[], object], *, timeout: float, what: str, interv
     while time.monotonic() < deadline:
         try:
             result = check()
+        except ProcessExited:
+            raise
         except Exception as error:  # the component is not up yet; remember why for the message
             last_error = error
         else:
@@ -87,7 +93,7 @@ class ManagedProcess:
     def wait_ready(self, check: Callable[[], object], *, timeout: float = 60) -> None:
         def ready() -> object:
             if not self.running():
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+                raise ProcessExited(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
             return check()
 
         try:
