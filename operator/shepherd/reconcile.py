@@ -379,12 +379,14 @@ class Reconciler:
     async def _observe(self, namespace: str, deployment: dict[str, Any] | None) -> status.WorkloadObservation:
         """The agent Deployment as the status needs it, with why its Pods fail to start, if they do.
 
-        The Pods are read only while some exist and fewer are ready than wanted, with one LIST by
-        the Deployment's selector: never a Pod watch or cache, so a healthy fleet of thousands costs
-        no Pod reads (nor does a Deployment just created).
+        The Pods are read only while some exist and fewer are ready than wanted or a rollout is
+        under way (the new release may crash while the old one serves), with one LIST by the
+        Deployment's selector: never a Pod watch or cache, so a healthy, rolled-out fleet of
+        thousands costs no Pod reads (nor does a Deployment just created).
         """
         observation = status.observe_deployment(deployment)
-        if deployment is None or not observation.replicas or observation.ready >= observation.desired:
+        settled = observation.ready >= observation.desired and observation.rolled_out
+        if deployment is None or not observation.replicas or settled:
             return observation
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))

@@ -113,6 +113,17 @@ class WorkloadObservation:
     #: Why the agent container of a Pod keeps exiting (``start_failure``); None when none does.
     start_failure: str | None = None
 
+    @property
+    def rolled_out(self) -> bool:
+        """As `kubectl rollout status`: all Pods updated, no old Pod left, every updated Pod available."""
+        return (
+            self.exists
+            and self.observed
+            and self.updated >= self.desired
+            and self.replicas <= self.updated
+            and self.available >= self.updated
+        )
+
 
 def observe_deployment(live: dict[str, Any] | None) -> WorkloadObservation:
     """Read replica counts from a live Deployment (None when absent)."""
@@ -196,14 +207,6 @@ def compute(current: dict[str, Any], outcome: Outcome, timestamp: str | None = N
     timestamp = timestamp or now()
     gen, work = outcome.generation, outcome.workload
     updates: list[ConditionUpdate] = []
-    # As `kubectl rollout status`: all Pods updated, no old Pod left, every updated Pod available.
-    rolled_out = (
-        work.exists
-        and work.observed
-        and work.updated >= work.desired
-        and work.replicas <= work.updated
-        and work.available >= work.updated
-    )
     if outcome.problem:
         reason, message = outcome.problem
         updates.append(ConditionUpdate(READY, ConditionStatus.false, reason, message))
@@ -252,10 +255,21 @@ def compute(current: dict[str, Any], outcome: Outcome, timestamp: str | None = N
             updates.append(
                 ConditionUpdate(PROGRESSING, ConditionStatus.true, "CanaryProgressing", outcome.canary)
             )
-        elif rolled_out:
+        elif work.rolled_out:
             updates.append(
                 ConditionUpdate(
                     PROGRESSING, ConditionStatus.false, "RolloutComplete", "The latest spec runs."
+                )
+            )
+        elif work.start_failure:
+            # The new release crashes while the old one may still serve (Ready says which): the
+            # rollout is stuck until the spec is fixed, as ProgressDeadlineExceeded would say later.
+            updates.append(
+                ConditionUpdate(
+                    PROGRESSING,
+                    ConditionStatus.false,
+                    AGENT_START_FAILED,
+                    f"Rollout stalled at {work.updated}/{work.desired} Pods updated: {work.start_failure}",
                 )
             )
         else:

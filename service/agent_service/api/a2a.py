@@ -347,8 +347,20 @@ class Tasks:
         await self.engine.cancel(record["thread_id"], record["run_id"], "interrupt", wait=True)
         return await self.show(await self.engine.get(record["thread_id"], record["run_id"]), None)
 
+    async def resubscribe(self, params: TaskIdParams) -> dict[str, Any]:
+        """A task still going, to stream again (from any replica: its events are in Redis)."""
+        record = await self.find(params.id)
+        if record["status"] in TERMINAL_STATUSES:  # as a2a-sdk's server: nothing more will come
+            state = STATES[record["status"]]
+            message = f"task {params.id} is {state}: read it with tasks/get"
+            raise RpcError(UNSUPPORTED, message, {"id": params.id})
+        return record
+
     async def stream(self, record: dict[str, Any], request_id: str | int | None) -> AsyncIterator[bytes]:
-        """The task, ``working``, the reply's chunks as artifact updates, then the final status."""
+        """The task, ``working``, the reply's chunks as artifact updates, then the final status.
+
+        The chunks come from the run's event log from its start, so a resubscription gets what it
+        missed, then what follows."""
         task_id, context_id = record["run_id"], record["thread_id"]
 
         def event(result: dict[str, Any]) -> bytes:
@@ -392,8 +404,9 @@ _METHODS = {
     "message/stream": MessageSendParams,
     "tasks/get": TaskQueryParams,
     "tasks/cancel": TaskIdParams,
+    "tasks/resubscribe": TaskIdParams,
 }
-_UNSUPPORTED = {"tasks/resubscribe", "agent/getAuthenticatedExtendedCard"}
+_UNSUPPORTED = {"agent/getAuthenticatedExtendedCard"}
 
 
 def _envelope(raw: bytes) -> JsonRpcRequest:
@@ -427,8 +440,11 @@ async def _dispatch(
     tasks = Tasks(runtime)
     if call.method == "message/send":
         return await tasks.send(request, assistant, params)
-    if call.method == "message/stream":
-        record = await tasks.start(request, assistant, params, stream=True)
+    if call.method in ("message/stream", "tasks/resubscribe"):
+        if call.method == "message/stream":
+            record = await tasks.start(request, assistant, params, stream=True)
+        else:
+            record = await tasks.resubscribe(params)
         return StreamingResponse(
             tasks.stream(record, call.id),
             media_type="text/event-stream",
@@ -450,7 +466,7 @@ async def _dispatch(
     },
 )
 async def a2a_rpc(assistant_id: str, request: Request, runtime: RuntimeDep) -> Response:
-    """A2A JSON-RPC 2.0: message/send, message/stream (SSE), tasks/get, tasks/cancel."""
+    """A2A JSON-RPC 2.0: message/send, message/stream and tasks/resubscribe (SSE), tasks/get, tasks/cancel."""
     request_id: str | int | None = None
     try:
         call = _envelope(await request.body())

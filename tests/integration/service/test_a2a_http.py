@@ -1,7 +1,7 @@
 """A2A with the official ``a2a-sdk`` client against live agent-service processes on real Redis: the
 agent card, message/send (a counted run on the context's thread), message/stream, tasks/get from
-another replica, tasks/cancel; auth (401 without a token, tenants apart) and bad input (JSON-RPC
-errors with their codes, never a 5xx)."""
+another replica, tasks/cancel, tasks/resubscribe on another replica; auth (401 without a token,
+tenants apart) and bad input (JSON-RPC errors with their codes, never a 5xx)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import httpx
 import pytest
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import a2a_pb2 as pb
-from a2a.utils.errors import InvalidParamsError, TaskNotCancelableError, TaskNotFoundError
+from a2a.utils.errors import (
+    InvalidParamsError,
+    TaskNotCancelableError,
+    TaskNotFoundError,
+    UnsupportedOperationError,
+)
 from langgraph_sdk import get_client
 
 from tests.integration.service.tenants import AUTH, bearer
@@ -117,6 +122,26 @@ async def test_a_task_in_flight_is_read_and_cancelled(redis_url, start_service):
             await client.get_task(pb.GetTaskRequest(id="no-such-task"))
 
 
+async def test_a_stream_is_picked_up_again_on_another_replica(redis_url, start_service):
+    env = {**SLOW, "SLOW_NODE_SECONDS": "3"}
+    first, second = start_service(redis_url, **env), start_service(redis_url, **env)
+    async with httpx.AsyncClient(timeout=60) as http:
+        _, sender = await _client(http, first.url, "agent", streaming=False, polling=True)
+        (accepted,) = [r.task async for r in sender.send_message(_say("take your time"))]
+        _, follower = await _client(http, second.url, "agent", streaming=True)
+        followed = [r async for r in follower.subscribe(pb.SubscribeToTaskRequest(id=accepted.id))]
+        kinds = [r.WhichOneof("payload") for r in followed]
+        assert kinds[0] == "task"
+        assert followed[0].task.id == accepted.id
+        assert kinds[-1] == "status_update"
+        assert followed[-1].status_update.status.state == pb.TASK_STATE_COMPLETED
+        (artifact,) = [r.artifact_update.artifact for r in followed if r.HasField("artifact_update")]
+        assert artifact.parts[0].text == "done"
+        # Ended: nothing more to stream, as a2a-sdk's own server says; tasks/get reads it.
+        with pytest.raises(UnsupportedOperationError, match="completed"):
+            [r async for r in follower.subscribe(pb.SubscribeToTaskRequest(id=accepted.id))]
+
+
 async def test_a2a_is_behind_the_api_auth_and_tenants(redis_url, start_service):
     service = start_service(redis_url, **GRAPH, **AUTH)
     acme = await get_client(url=service.url, headers=bearer("acme")).assistants.create("agent", name="acme")
@@ -158,7 +183,8 @@ BAD_INPUT = [
     ),
     (b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": "nope"}}', -32001, "nope"),
     (b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/cancel", "params": {"id": "nope"}}', -32001, "nope"),
-    (b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/resubscribe", "params": {"id": "x"}}', -32004, ""),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/resubscribe", "params": {"id": "nope"}}', -32001, "nope"),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "agent/getAuthenticatedExtendedCard"}', -32004, ""),
     (b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/pushNotificationConfig/set", "params": {}}', -32003, ""),
 ]
 

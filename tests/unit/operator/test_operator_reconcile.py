@@ -383,3 +383,41 @@ async def test_agent_pods_failing_to_start_are_read_by_selector_and_reported_onc
     await rec.reconcile(body({}, status=status))
     assert kube.writes == 0, kube.counts
     assert len(kube.events) == 1
+
+
+async def test_a_rollout_is_checked_for_crashing_pods_and_a_settled_fleet_is_not():
+    kube = FakeKube()
+    rec = Reconciler(kube)
+    await rec.reconcile(body({}))
+    status = kube.status_patches[-1]
+    dep = kube.objects[("deployments", NS, "demo")]
+    labels = dep["spec"]["selector"]["matchLabels"]
+    settled = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}
+    dep["status"] = {**settled, "availableReplicas": 2}
+    kube.counts.clear()
+    await rec.refresh_from_deployment(body({}, status=status), copy.deepcopy(dep))
+    assert kube.counts["GET"] == 0  # rolled out and ready: no Pod read
+    # A rollout: the old Pods serve, the new one crashes.
+    dep["status"] = {**settled, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}
+    kube.objects[("pods", NS, "demo-new")] = {
+        "metadata": {"name": "demo-new", "namespace": NS, "labels": labels},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "agent",
+                    "ready": False,
+                    "lastState": {"terminated": {"exitCode": 2, "message": "bad"}},
+                }
+            ]
+        },
+    }
+    kube.counts.clear()
+    await rec.refresh_from_deployment(body({}, status=status), copy.deepcopy(dep))
+    assert kube.counts["GET"] == 1
+    conditions = {c["type"]: c for c in kube.status_patches[-1]["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert (conditions["Progressing"]["status"], conditions["Progressing"]["reason"]) == (
+        "False",
+        "AgentStartFailed",
+    )
+    assert conditions["Progressing"]["message"].endswith("Pod demo-new container agent failed to start: bad")

@@ -149,3 +149,30 @@ def test_start_failure_sets_ready_false_with_one_warning_event():
     fixed = status.compute(again, Outcome(2, READY_OBS, applied_image="img:2"), timestamp="T4")
     assert status.condition(fixed, "Ready")["reason"] == "AllPodsReady"
     assert [(e.type, e.reason) for e in status.events_for(again, fixed)] == [("Normal", "AllPodsReady")]
+
+
+def test_a_new_release_that_crashes_beside_the_serving_one_stalls_progressing_not_ready():
+    stalled = WorkloadObservation(
+        exists=True,
+        desired=2,
+        replicas=3,
+        ready=2,
+        updated=1,
+        available=2,
+        observed=True,
+        image="img:2",
+        start_failure="Pod a-9 container agent failed to start: langgraph.json: graphs.agent: not found",
+    )
+    healthy = status.compute({}, Outcome(1, READY_OBS, applied_image="img:1"), timestamp="T")
+    new = status.compute(healthy, Outcome(2, stalled, applied_image="img:2"), timestamp="T2")
+    ready, progressing = status.condition(new, "Ready"), status.condition(new, "Progressing")
+    assert (ready["status"], ready["reason"]) == ("True", "AllPodsReady")  # the old release serves
+    assert (progressing["status"], progressing["reason"]) == ("False", "AgentStartFailed")
+    assert progressing["message"] == "Rollout stalled at 1/2 Pods updated: " + stalled.start_failure
+    events = status.events_for(healthy, new)
+    assert [(e.type, e.reason, e.message) for e in events] == [
+        ("Warning", "AgentStartFailed", progressing["message"])
+    ]
+    again = status.compute(new, Outcome(2, stalled, applied_image="img:2"), timestamp="T3")
+    assert status.patch_for(new, again) is None
+    assert status.events_for(new, again) == []
