@@ -1,12 +1,15 @@
 """A2A (Agent2Agent, protocol 0.3, JSON-RPC 2.0 binding) as LangGraph Platform serves it.
 
-``POST /a2a/{assistant_id}`` answers ``message/send``, ``message/stream`` (SSE), ``tasks/get`` and
-``tasks/cancel``; ``GET /.well-known/agent-card.json?assistant_id=...`` is the assistant's agent card.
+``POST /a2a/{assistant_id}`` answers ``message/send``, ``message/stream`` and ``tasks/resubscribe``
+(SSE), ``tasks/get`` and ``tasks/cancel``; ``GET /.well-known/agent-card.json?assistant_id=...`` is
+the assistant's agent card.
 A context (``contextId``) is a thread, a task is a run on it: a message starts a run through the
 run engine (queued, executed by any replica, counted in the run metrics and SLIs like any run), so
 ``tasks/get`` and ``tasks/cancel`` work on any replica. Task ids are run ids: a task is also
 ``GET /threads/{contextId}/runs/{taskId}``. The task's thread is found from its id alone through a
-small index key (``a2a-task``) kept as long as the run's record.
+small index key (``a2a-task``) kept as long as the run's record. A graph that interrupts makes its
+task ``input-required``; a message to that task resumes the thread (``Command(resume=...)``) in a
+new run, which the index then points at: the task keeps its id across its runs.
 
 Same auth, rate limits and tenants as the API (401 without a token when auth is on; another
 tenant's assistants, contexts and tasks do not exist). Bad input is a JSON-RPC error with its code
@@ -50,6 +53,8 @@ from agent_service.state.runs import TERMINAL_STATUSES, RunNotFoundError
 router = APIRouter(tags=["a2a"])
 
 PROTOCOL_VERSION = "0.3.0"
+#: Key on a run record (in memory only) naming the A2A task it resumed.
+A2A_TASK = "a2a_task"
 MODES = ["text/plain", "application/json"]
 #: Messages of the context a task shows at most (``historyLength`` asks for fewer).
 MAX_HISTORY = 100
@@ -221,10 +226,27 @@ def _reply(values: Any) -> str:
     return orjson.dumps(values).decode()
 
 
+def task_id_of(record: dict[str, Any]) -> str:
+    """The A2A task a run belongs to: its own id, or the task it resumed (``A2A_TASK``)."""
+    return record.get(A2A_TASK) or record["run_id"]
+
+
+def resume_value(message: Message) -> Any:
+    """What a message answers to an interrupt: its text, or its data when it has no text."""
+    texts = [p.text for p in message.parts if isinstance(p, TextPart)]
+    if texts:
+        return "\n".join(texts)
+    data: dict[str, Any] = {}
+    for part in message.parts:
+        if isinstance(part, DataPart):
+            data.update(part.data)
+    return data
+
+
 def task(record: dict[str, Any], values: Any, history_length: int | None) -> dict[str, Any]:
     """The A2A task of a run: its state, the agent's reply (status message and artifact) once it has
     finished, and the context's latest messages."""
-    task_id, context_id = record["run_id"], record["thread_id"]
+    task_id, context_id = task_id_of(record), record["thread_id"]
     state = STATES[record["status"]]
     shown: dict[str, Any] = {"state": state, "timestamp": record.get("updated_at") or now_iso()}
     artifacts = []
@@ -276,17 +298,18 @@ class Tasks:
         self, request: Request, assistant: dict[str, Any], params: MessageSendParams, *, stream: bool
     ) -> dict[str, Any]:
         message = params.message
+        context_id, run_input, resume = message.context_id, None, None
         if message.task_id is not None:
-            await self.find(message.task_id)  # TaskNotFound if it is not the caller's
-            raise RpcError(
-                UNSUPPORTED,
-                "a message to an existing task is not supported; send it on the task's contextId",
-            )
-        graph = self.runtime.graphs[assistant["graph_id"]]
+            context_id = await self._asking(message)
+            resume = {"resume": resume_value(message)}
+        else:
+            graph = self.runtime.graphs[assistant["graph_id"]]
+            run_input = graph_input(message, graph.get_input_jsonschema())
         try:
             body = RunCreate(
                 assistant_id=assistant["assistant_id"],
-                input=graph_input(message, graph.get_input_jsonschema()),
+                input=run_input,
+                command=resume,
                 metadata={"a2a_message_id": message.message_id, **(params.metadata or {})},
                 stream_mode=["messages-tuple", "values"] if stream else "values",
                 multitask_strategy="enqueue",  # messages on one context wait for each other
@@ -301,28 +324,60 @@ class Tasks:
         except BudgetExceededError as refusal:
             raise RpcError(BUDGET_SPENT, f"refused: {refusal}") from None
         try:
-            record = await start_run(self.runtime, request, message.context_id, body)
+            record = await start_run(self.runtime, request, context_id, body)
         except HTTPException as error:  # a contextId that is another tenant's, or refused by auth
             raise RpcError(INVALID_PARAMS, f"params.message.contextId: {error.detail}") from None
         except RequestValidationError as error:
             raise RpcError(INVALID_PARAMS, str(error.errors()[0]["msg"])) from None
-        await self.engine.client.set(
-            self._index(record["run_id"]), record["thread_id"], ex=self.engine.record_ttl(record)
-        )
+        if message.task_id is not None:
+            record = {**record, A2A_TASK: message.task_id}
+        await self._remember(record)
         await gate.usage.count_run(current_tenant())
         return record
 
+    async def _asking(self, message: Message) -> str:
+        """The context of the task ``message`` answers, which must be waiting for input."""
+        asked = await self.show(await self.find(message.task_id), 0)
+        if asked["status"]["state"] != "input-required":
+            state = asked["status"]["state"]
+            raise RpcError(
+                UNSUPPORTED,
+                f"task {message.task_id} is {state}: only an input-required task takes a message; "
+                "start a new task on its contextId",
+                {"id": message.task_id},
+            )
+        if message.context_id not in (None, asked["contextId"]):
+            raise RpcError(
+                INVALID_PARAMS,
+                f"params.message.contextId: task {message.task_id} is in context {asked['contextId']}",
+            )
+        return asked["contextId"]
+
+    async def _remember(self, record: dict[str, Any]) -> None:
+        """Index the task: its id -> its context and its latest run, kept as long as the record."""
+        where = f"{record['thread_id']} {record['run_id']}"
+        await self.engine.client.set(
+            self._index(task_id_of(record)), where, ex=self.engine.record_ttl(record)
+        )
+
     async def find(self, task_id: str) -> dict[str, Any]:
-        thread_id = await self.engine.client.get(self._index(task_id))
+        """The latest run of the caller's task ``task_id`` (TaskNotFound otherwise)."""
+        where = await self.engine.client.get(self._index(task_id))
         try:
-            if thread_id is None:
+            if where is None:
                 raise RunNotFoundError(task_id)
-            record = await self.engine.get(thread_id.decode(), task_id)
+            thread_id, _, run_id = where.decode().partition(" ")
+            record = await self.engine.get(thread_id, run_id or task_id)
         except RunNotFoundError:
             raise RpcError(TASK_NOT_FOUND, f"task {task_id} not found", {"id": task_id}) from None
         if record.get("tenant") != current_tenant():
             raise RpcError(TASK_NOT_FOUND, f"task {task_id} not found", {"id": task_id})
-        return record
+        return {**record, A2A_TASK: task_id}
+
+    async def _reread(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The run's record as it is now, still as part of its task."""
+        now = await self.engine.get(record["thread_id"], record["run_id"])
+        return {**now, A2A_TASK: task_id_of(record)}
 
     async def show(self, record: dict[str, Any], history_length: int | None) -> dict[str, Any]:
         values = await self.engine.result(record) if record["status"] in TERMINAL_STATUSES else None
@@ -333,7 +388,7 @@ class Tasks:
         configuration = params.configuration or SendConfiguration()
         if configuration.blocking is not False:
             await self.engine.wait(record["thread_id"], record["run_id"])
-            record = await self.engine.get(record["thread_id"], record["run_id"])
+            record = await self._reread(record)
         return await self.show(record, configuration.history_length)
 
     async def get(self, params: TaskQueryParams) -> dict[str, Any]:
@@ -345,7 +400,7 @@ class Tasks:
             state = STATES[record["status"]]
             raise RpcError(TASK_NOT_CANCELABLE, f"task {params.id} is {state}", {"id": params.id})
         await self.engine.cancel(record["thread_id"], record["run_id"], "interrupt", wait=True)
-        return await self.show(await self.engine.get(record["thread_id"], record["run_id"]), None)
+        return await self.show(await self._reread(record), None)
 
     async def resubscribe(self, params: TaskIdParams) -> dict[str, Any]:
         """A task still going, to stream again (from any replica: its events are in Redis)."""
@@ -361,7 +416,7 @@ class Tasks:
 
         The chunks come from the run's event log from its start, so a resubscription gets what it
         missed, then what follows."""
-        task_id, context_id = record["run_id"], record["thread_id"]
+        task_id, context_id, run_id = task_id_of(record), record["thread_id"], record["run_id"]
 
         def event(result: dict[str, Any]) -> bytes:
             return b"data: %s\n\n" % orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
@@ -373,7 +428,7 @@ class Tasks:
         yield event(task(record, None, 0))
         yield status({"state": "working", "timestamp": now_iso()}, False)
         chunks = 0
-        async for item in self.engine.follow(context_id, task_id, 0):
+        async for item in self.engine.follow(context_id, run_id, 0):
             if item is None:
                 yield b": heartbeat\n\n"
             elif isinstance(item, events.End):
@@ -384,7 +439,7 @@ class Tasks:
                 update = {"kind": "artifact-update", "taskId": task_id, "contextId": context_id}
                 yield event({**update, "artifact": artifact, "append": chunks > 0, "lastChunk": False})
                 chunks += 1
-        ended = await self.show(await self.engine.get(context_id, task_id), 0)
+        ended = await self.show(await self._reread(record), 0)
         if not chunks and ended.get("artifacts"):  # a graph whose nodes return whole messages
             update = {"kind": "artifact-update", "taskId": task_id, "contextId": context_id}
             yield event({**update, "artifact": ended["artifacts"][0], "append": False, "lastChunk": True})

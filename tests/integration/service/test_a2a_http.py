@@ -1,6 +1,7 @@
 """A2A with the official ``a2a-sdk`` client against live agent-service processes on real Redis: the
 agent card, message/send (a counted run on the context's thread), message/stream, tasks/get from
-another replica, tasks/cancel, tasks/resubscribe on another replica; auth (401 without a token,
+another replica, tasks/cancel, tasks/resubscribe on another replica, an input-required task
+answered; auth (401 without a token,
 tenants apart) and bad input (JSON-RPC errors with their codes, never a 5xx)."""
 
 from __future__ import annotations
@@ -140,6 +141,33 @@ async def test_a_stream_is_picked_up_again_on_another_replica(redis_url, start_s
         # Ended: nothing more to stream, as a2a-sdk's own server says; tasks/get reads it.
         with pytest.raises(UnsupportedOperationError, match="completed"):
             [r async for r in follower.subscribe(pb.SubscribeToTaskRequest(id=accepted.id))]
+
+
+async def test_an_input_required_task_is_answered_with_a_message_to_it(redis_url, start_service):
+    first, second = (start_service(redis_url, AGENT_GRAPH="ask_graph:graph") for _ in range(2))
+    async with httpx.AsyncClient(timeout=60) as http:
+        _, client = await _client(http, first.url, "agent", streaming=False)
+        (asked,) = [r.task async for r in client.send_message(_say("hi"))]
+        assert asked.status.state == pb.TASK_STATE_INPUT_REQUIRED
+        assert "What is your name?" in asked.status.message.parts[0].text
+
+        # The answer goes to the task (on the other replica): the same task resumes and completes.
+        _, elsewhere = await _client(http, second.url, "agent", streaming=False)
+        answer = _say("Ada")
+        answer.message.task_id = asked.id
+        (done,) = [r.task async for r in elsewhere.send_message(answer)]
+        assert (done.id, done.context_id) == (asked.id, asked.context_id)
+        assert done.status.state == pb.TASK_STATE_COMPLETED
+        assert done.status.message.parts[0].text == "hello Ada"
+        got = await client.get_task(pb.GetTaskRequest(id=asked.id))
+        assert got.status.state == pb.TASK_STATE_COMPLETED
+        assert [m.parts[0].text for m in got.history] == ["hi", "hello Ada"]
+        # Both runs are on the context's thread, the second one a resume of the first.
+        runs = await get_client(url=first.url).runs.list(asked.context_id)
+        assert len(runs) == 2
+
+        with pytest.raises(UnsupportedOperationError, match="only an input-required task"):
+            [r async for r in client.send_message(answer)]
 
 
 async def test_a2a_is_behind_the_api_auth_and_tenants(redis_url, start_service):
