@@ -1,10 +1,12 @@
 """A closed-loop load driver for LangGraph-Server-compatible APIs: each virtual user creates a thread
-(untimed) and then streams one run on it (timed, until the SSE stream ends), again and again."""
+(untimed) and then streams one run on it (timed, until the SSE stream ends), again and again; or,
+with ``one_run=stateless_wait_run``, waits for one stateless run after another."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -43,6 +45,17 @@ async def streamed_run(client: httpx.AsyncClient, assistant_id: str, headers: di
     return elapsed
 
 
+async def stateless_wait_run(client: httpx.AsyncClient, assistant_id: str, headers: dict[str, str]) -> float:
+    """One stateless run (`POST /runs/wait`, no thread), timed until its output has arrived."""
+    body = {"assistant_id": assistant_id, "input": {"messages": [{"role": "user", "content": QUESTION}]}}
+    start = time.perf_counter()
+    response = (await client.post("/runs/wait", json=body, headers=headers)).raise_for_status()
+    elapsed = time.perf_counter() - start
+    if "messages" not in response.json():
+        raise RuntimeError(f"run did not answer its values: {response.text[:200]}")
+    return elapsed
+
+
 async def closed_loop(
     base_url: str,
     *,
@@ -50,8 +63,9 @@ async def closed_loop(
     runs: int,
     assistant_id: str = "agent",
     headers: dict[str, str] | None = None,
+    one_run: Callable[[httpx.AsyncClient, str, dict[str, str]], Awaitable[float]] = streamed_run,
 ) -> LoadResult:
-    """`users` concurrent users share `runs` runs in total."""
+    """`users` concurrent users share `runs` runs in total, each made by `one_run`."""
     result = LoadResult()
     remaining = runs
 
@@ -64,7 +78,7 @@ async def closed_loop(
             while remaining > 0:
                 remaining -= 1
                 try:
-                    result.latencies.append(await streamed_run(client, assistant_id, headers or {}))
+                    result.latencies.append(await one_run(client, assistant_id, headers or {}))
                 except (httpx.HTTPError, RuntimeError) as error:
                     result.errors += 1
                     status = getattr(getattr(error, "response", None), "status_code", None)

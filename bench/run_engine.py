@@ -2,9 +2,13 @@
 
 1. Streamed runs/s and latency at concurrency 1 and 8 on an echo graph (one node that answers the
    last message), one uvicorn process each: Shepherd (queue, leases, event log and checkpoints all in
-   Redis; auth, limits and tracing off) and `langgraph dev` (in memory) in the same run.
-2. Redis commands per run, from `INFO commandstats` (commands run by scripts counted too) around 200
-   streamed stateless runs (`POST /runs/stream`) and 200 streamed thread runs (thread creation included).
+   Redis; auth, limits and tracing off) and `langgraph dev` (in memory) in the same run; then
+   Shepherd's stateless `POST /runs/wait` (no thread) at the same concurrencies.
+2. Redis commands per run, from `INFO commandstats` (commands run by scripts counted too), and round
+   trips per run, from `INFO stats` (`total_reads_processed`: requests Redis read, a pipeline or a
+   MULTI/EXEC block usually in one), around 200 sequential runs of each kind: stateless streamed
+   (`POST /runs/stream`), stateless waited (`POST /runs/wait`) and streamed on a thread (thread
+   creation included). Both counts include the replica's idle loops over those seconds.
 3. Recovery after SIGKILL: a replica holding a run of a slow graph is killed; the time until another
    replica has resumed the run (attempt 2 running), over repeated trials, with the lease the default
    and a short one.
@@ -21,7 +25,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from bench.loadgen import run_load
+from bench.loadgen import LoadResult, run_load, stateless_wait_run
 from bench.measure import percentile
 from bench.service_load import start_langgraph_dev, start_shepherd
 from tests.harness import components
@@ -52,25 +56,38 @@ def _throughput(workdir: Path, redis_url: str) -> list[str]:
             for name, url in (("Shepherd", shepherd_url), ("langgraph dev", dev_url)):
                 run_load(url, users=users, runs=20)  # warm-up
                 result = run_load(url, users=users, runs=RUNS)
-                lat = sorted(result.latencies)
                 measured[(name, users)] = result.throughput
-                rows.append(
-                    f"| {name} | {users} | {len(lat)} | {result.errors} | {result.throughput:.1f} | "
-                    + " | ".join(f"{percentile(lat, q) * 1000:.1f}" for q in (50, 95, 99))
-                    + " |"
-                )
+                rows.append(_row(name, users, result))
                 print(rows[-1], flush=True)
         for users in (1, 8):
             ratio = measured[("Shepherd", users)] / measured[("langgraph dev", users)]
             rows.append(f"| Shepherd / langgraph dev | {users} | | | {ratio:.2f}x | | | |")
+        for users in (1, 8):
+            run_load(shepherd_url, users=users, runs=20, one_run=stateless_wait_run)  # warm-up
+            result = run_load(shepherd_url, users=users, runs=RUNS, one_run=stateless_wait_run)
+            rows.append(_row("Shepherd, stateless `/runs/wait`", users, result))
+            print(rows[-1], flush=True)
     finally:
         shepherd.stop()
         dev.stop()
     return rows
 
 
+def _row(name: str, users: int, result: LoadResult) -> str:
+    lat = sorted(result.latencies)
+    return (
+        f"| {name} | {users} | {len(lat)} | {result.errors} | {result.throughput:.1f} | "
+        + " | ".join(f"{percentile(lat, q) * 1000:.1f}" for q in (50, 95, 99))
+        + " |"
+    )
+
+
 def _commands(client: redis.Redis) -> int:
     return sum(v["calls"] for k, v in client.info("commandstats").items() if k != "cmdstat_config|resetstat")
+
+
+def _round_trips(client: redis.Redis) -> int:
+    return client.info("stats")["total_reads_processed"]
 
 
 def _redis_cost(workdir: Path, redis_url: str) -> list[str]:
@@ -79,10 +96,16 @@ def _redis_cost(workdir: Path, redis_url: str) -> list[str]:
     rows = []
     try:
         with httpx.Client(base_url=url, timeout=60) as http:
-            for kind, path in (("stateless (POST /runs/stream)", "/runs/stream"), ("on a thread", None)):
+            kinds = (
+                ("stateless (`POST /runs/stream`)", "/runs/stream"),
+                ("stateless (`POST /runs/wait`)", "/runs/wait"),
+                ("on a thread (thread creation included)", None),
+            )
+            for kind, path in kinds:
                 runs = 200
                 time.sleep(2)  # let start-up traffic settle; idle polling is counted below
                 client.config_resetstat()
+                trips = _round_trips(client)
                 started = time.perf_counter()
                 for _ in range(runs):
                     target = path
@@ -95,8 +118,11 @@ def _redis_cost(workdir: Path, redis_url: str) -> list[str]:
                         for _ in response.iter_lines():
                             pass
                 elapsed = time.perf_counter() - started
+                trips = _round_trips(client) - trips - 1  # (less the INFO that reads it)
                 total = _commands(client)
-                rows.append(f"| {kind} | {runs} | {total} | {total / runs:.1f} | {elapsed:.1f} |")
+                rows.append(
+                    f"| {kind} | {runs} | {total} | {total / runs:.1f} | {trips / runs:.1f} | {elapsed:.1f} |"
+                )
                 print(rows[-1], flush=True)
     finally:
         process.stop()
@@ -161,8 +187,8 @@ def run() -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|",
             *throughput,
             "",
-            "| streamed run | runs | Redis commands | per run | seconds |",
-            "|---|---:|---:|---:|---:|",
+            "| run | runs | Redis commands | per run | round trips per run | seconds |",
+            "|---|---:|---:|---:|---:|---:|",
             *cost,
             "",
             "| lease (s) | trials | p50 kill to resumed (s) | p95 | p99 | max |",

@@ -30,7 +30,7 @@ from agent_service.runs.webhooks import WebhookDispatcher, WebhookPolicy, parse_
 from agent_service.runs.worker import Worker, now_ms
 from agent_service.serialization import now_iso, to_jsonable
 from agent_service.settings import Settings
-from agent_service.state import RedisSaver
+from agent_service.state import RedisSaver, atomic
 from agent_service.state.connection import AsyncClient
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import TERMINAL_STATUSES, RunNotFoundError, RunStore
@@ -171,14 +171,21 @@ class RunEngine:
             # The assistant as it was when the run was accepted (its graph, config and context).
             "assistant": {k: assistant.get(k) for k in ("graph_id", "config", "context", "version")},
         }
-        if not await self.runs.create(record, listed=not temporary, only_new=idempotent):
-            return await self.runs.get(thread_id, run_id)
         worker = self.worker
         here = worker.id if worker.free > 0 and worker.lease_valid() else None
         start_ms = now + int((body.after_seconds or 0) * 1000)
-        submitted = await self.queue.submit(
+        submit = self.queue.submit_call(
             run_id, thread_id, now_ms=now, start_ms=start_ms, strategy=body.multitask_strategy, worker=here
         )
+        if idempotent:  # only a record written now may be queued: its SET NX answers first
+            if not await self.runs.create(record, listed=not temporary, only_new=True):
+                return await self.runs.get(thread_id, run_id)
+            reply = await submit()
+        else:  # the record, then the queue entry: on one Redis, one round trip
+            reply = await atomic.execute_then(
+                self.client, self.runs.create_commands(record, listed=not temporary), submit
+            )
+        submitted = self.queue.submitted(reply)
         if submitted.outcome == "busy":
             await self.runs.delete(thread_id, run_id)
             raise ThreadBusyError(
@@ -209,7 +216,9 @@ class RunEngine:
             await self.runs.delete(thread_id, run_id)
             return
         await self.runs.save(
-            {**record, "status": "interrupted", "updated_at": now_iso()}, ttl_seconds=self.record_ttl(record)
+            {**record, "status": "interrupted", "updated_at": now_iso()},
+            ttl_seconds=self.record_ttl(record),
+            listed=not record.get("temporary"),
         )
 
     def record_ttl(self, record: dict[str, Any]) -> int | None:

@@ -20,10 +20,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import ormsgpack
 from redis.exceptions import RedisError
 
+from agent_service.state import atomic
 from agent_service.state.connection import AsyncClient
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class EventWriter:
         self._seq = last_seq
         self._unsent: list[Event] = []
         self._flusher: asyncio.Task | None = None
+        self._ending = False  # the events still unsent go with the end marker
 
     @property
     def last_seq(self) -> int:
@@ -114,23 +117,16 @@ class EventWriter:
         self.local.events.append(event)
         self.local.changed.set()
         self._unsent.append(event)
-        if self._flusher is None or self._flusher.done():
+        if not self._ending and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.create_task(self._flush())
         return event
 
     async def _flush(self) -> None:
-        while self._unsent:
+        while self._unsent and not self._ending:
             batch, self._unsent = self._unsent, []
-            fields = self._fields(batch)
             for delay in (*RETRY_SECONDS, None):
                 try:
-                    await self.client.xadd(
-                        self.key,
-                        fields,
-                        id=entry_id(batch[-1].seq),
-                        maxlen=self.max_entries,
-                        approximate=True,
-                    )
+                    await self.client.execute_command(*self._xadd(batch))
                     break
                 except RedisError as error:
                     if delay is None:
@@ -144,12 +140,15 @@ class EventWriter:
                         break
                     await asyncio.sleep(delay)
 
-    @staticmethod
-    def _fields(batch: list[Event]) -> dict[str, bytes | int]:
+    def _xadd(self, batch: list[Event]) -> tuple[Any, ...]:
+        """One stream entry holding ``batch``, named by its last event."""
         flat: list[str | bytes] = []
         for event in batch:
             flat += [event.name, event.data]
-        return {"n": batch[0].seq, "e": ormsgpack.packb(flat)}
+        return self._entry(batch[-1].seq, "n", batch[0].seq, "e", ormsgpack.packb(flat))
+
+    def _entry(self, seq: int, *fields: Any) -> tuple[Any, ...]:
+        return ("XADD", self.key, "MAXLEN", "~", self.max_entries, entry_id(seq), *fields)
 
     async def drain(self) -> None:
         """Waits until every event published so far is in Redis (or given up on)."""
@@ -158,19 +157,26 @@ class EventWriter:
 
     async def end(self, status: str, ttl_seconds: int) -> None:
         """The final marker, then the log expires after ``ttl_seconds``."""
+        commands = await self.end_commands(status, ttl_seconds)
+        try:
+            await atomic.execute(self.client, commands)
+        finally:
+            self.ended(status)
+
+    async def end_commands(self, status: str, ttl_seconds: int) -> list[tuple[Any, ...]]:
+        """``end`` as commands to send with others (they share the run's slot): the events not stored
+        yet, the final marker, the expiry. Waits for the batch in flight, which must land first. Call
+        ``ended`` once they are sent (or failed: local followers end either way)."""
+        self._ending = True
         await self.drain()
+        commands = [self._xadd(self._unsent)] if self._unsent else []
+        self._unsent = []
+        return [*commands, self._entry(self._seq + 1, "end", status), ("EXPIRE", self.key, ttl_seconds)]
+
+    def ended(self, status: str) -> None:
+        """The log's end is stored: local followers get it too."""
         self.local.ended = status
         self.local.changed.set()
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.xadd(
-                self.key,
-                {"end": status},
-                id=entry_id(self._seq + 1),
-                maxlen=self.max_entries,
-                approximate=True,
-            )
-            pipe.expire(self.key, ttl_seconds)
-            await pipe.execute()
 
     def abandon(self) -> None:
         """The attempt stopped without an end (hand-off, lost lease): local followers stop."""

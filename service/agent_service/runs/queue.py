@@ -40,6 +40,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from agent_service.state.atomic import ScriptCall
 from agent_service.state.connection import AsyncClient
 from agent_service.state.keys import ServiceKeys
 
@@ -307,10 +308,13 @@ class RunQueue:
         names = ("pending", "running", "ready", "thread", "wake", "cancel", "workers", "webhooks")
         return [*(self.key(n) for n in names), self.keys.control("q", "tq", thread_id)]
 
-    async def _call(self, name: str, thread_id: str, *args: Any) -> Any:
-        return await self._scripts[name](keys=self._keys(thread_id), args=list(args))
+    def _script_call(self, name: str, thread_id: str, *args: Any) -> ScriptCall:
+        return ScriptCall(self._scripts[name], self._keys(thread_id), list(args))
 
-    async def submit(
+    async def _call(self, name: str, thread_id: str, *args: Any) -> Any:
+        return await self._script_call(name, thread_id, *args)()
+
+    def submit_call(
         self,
         run_id: str,
         thread_id: str,
@@ -319,11 +323,16 @@ class RunQueue:
         start_ms: int,
         strategy: str,
         worker: str | None,
-    ) -> Submitted:
+    ) -> ScriptCall:
+        """The call submitting a run, to send after its record (``atomic.execute_then``); ``submitted``
+        reads its reply."""
         state = {"t": thread_id, "a": 0, "h": 0, "e": start_ms, "q": now_ms}
-        result = await self._call(
+        return self._script_call(
             "submit", thread_id, run_id, thread_id, json.dumps(state), now_ms, strategy, worker or ""
         )
+
+    @staticmethod
+    def submitted(result: Any) -> Submitted:
         outcome = _text(result[0])
         if outcome == "busy":
             return Submitted("busy", current=_text(result[1]))
@@ -350,13 +359,18 @@ class RunQueue:
             for i in range(0, len(flat), 6)
         ]
 
-    async def finish(
+    def finish_call(
         self, run_id: str, thread_id: str, *, worker: str, attempt: int, now_ms: int, webhook: bool
-    ) -> bool:
-        """True if this worker held the run for this attempt; False: someone else took it over."""
-        result = await self._call(
+    ) -> ScriptCall:
+        """The call finishing a run's attempt, to send after its record (``atomic.execute_then``);
+        ``finished`` reads its reply: True if this worker held the run for this attempt, False if
+        someone else took it over."""
+        return self._script_call(
             "finish", thread_id, run_id, thread_id, worker, attempt, now_ms, int(webhook)
         )
+
+    @staticmethod
+    def finished(result: Any) -> bool:
         return _text(result) == "ok"
 
     async def cancel(self, run_id: str, thread_id: str, action: str, now_ms: int) -> str:

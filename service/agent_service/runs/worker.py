@@ -37,6 +37,8 @@ from agent_service.observability.outcomes import classify_run, record_run
 from agent_service.runs import events, graph_run
 from agent_service.runs.queue import Claimed
 from agent_service.serialization import dumps, now_iso, to_jsonable
+from agent_service.state import atomic
+from agent_service.state.atomic import ScriptCall
 from agent_service.state.runs import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -347,9 +349,8 @@ class Worker:
         if degraded and status == "success":
             final["degraded"] = degraded
         rollback = execution.stop == "rollback"
-        await self._record_end(execution, body, final, ending, rollback=rollback)
         webhook = bool(body.webhook) and not rollback
-        if await self._finish(execution, webhook=webhook):
+        if await self._record_end(execution, body, final, ending, rollback=rollback, webhook=webhook):
             if webhook:
                 self.engine.webhooks.kick()
             outcome = classify_run(status, paused=ending.paused, error=error, degraded=final.get("degraded"))
@@ -363,28 +364,17 @@ class Worker:
         ending: graph_run.Ending,
         *,
         rollback: bool,
-    ) -> None:
+        webhook: bool,
+    ) -> bool:
         """The run's record, its thread, then the end of its log: whoever follows the log finds the
-        record and the thread final. A rollback removes the run and its checkpoints instead."""
+        record and the thread final. Then the queue's ``finish``: answers whether it held. A rollback
+        removes the run and its checkpoints instead."""
         engine, claim, settings = self.engine, execution.claim, self.engine.settings
+        writer = execution.writer
+        assert writer is not None
         temporary = bool(final.get("temporary"))
-        # The record and the thread sit in different slots: written side by side (one round trip),
-        # both before the end of the log.
-        writes = []
         if rollback:
             await engine.saver.adelete_for_runs([claim.run_id])
-        else:
-            writes.append(
-                engine.runs.save(
-                    final,
-                    ttl_seconds=engine.record_ttl(final),
-                    # Stateless runs keep their output with the record; a webhook needs it until sent.
-                    result=execution.result if temporary or body.webhook else None,
-                    result_ttl_seconds=settings.stateless_run_ttl_seconds
-                    if temporary
-                    else settings.run_event_ttl_seconds,
-                )
-            )
         if not temporary:
             values = ending.values
             status = "error" if final["status"] == "error" else "interrupted" if ending.paused else "idle"
@@ -392,25 +382,42 @@ class Worker:
                 _, graph = engine.graph_for(final)
                 state = await graph.aget_state(graph_run.thread_config(claim.thread_id))
                 values = to_jsonable(state.values)
-            writes.append(
-                engine.threads.update(
-                    claim.thread_id,
-                    status=status,
-                    values=values,
-                    interrupts={} if rollback else ending.interrupts,
-                )
+            await engine.threads.update(
+                claim.thread_id,
+                status=status,
+                values=values,
+                interrupts={} if rollback else ending.interrupts,
             )
-        await asyncio.gather(*writes)
-        if temporary:
+        else:
             await engine.forget_ephemeral(claim.thread_id)
-        assert execution.writer is not None
-        await execution.writer.end(final["status"], settings.run_event_ttl_seconds)
         if rollback:
+            await writer.end(final["status"], settings.run_event_ttl_seconds)
             await engine.runs.delete(claim.thread_id, claim.run_id)
+            return await self._finish(execution, webhook=webhook)
+        record = engine.runs.save_commands(
+            final,
+            ttl_seconds=engine.record_ttl(final),
+            # Stateless runs keep their output with the record; a webhook needs it until sent.
+            result=execution.result if temporary or body.webhook else None,
+            result_ttl_seconds=settings.stateless_run_ttl_seconds
+            if temporary
+            else settings.run_event_ttl_seconds,
+            listed=not temporary,
+        )
+        end = await writer.end_commands(final["status"], settings.run_event_ttl_seconds)
+        # The record and the end of the log share the thread's slot: one atomic batch, and on one
+        # Redis the finish rides with it (one round trip for the whole end of the run).
+        try:
+            reply = await atomic.execute_then(
+                engine.client, [*record, *end], self._finish_call(execution, webhook)
+            )
+        finally:
+            writer.ended(final["status"])
+        return self._finished(execution, reply)
 
-    async def _finish(self, execution: Execution, *, webhook: bool) -> bool:
+    def _finish_call(self, execution: Execution, webhook: bool) -> ScriptCall:
         claim = execution.claim
-        done = await self.engine.queue.finish(
+        return self.engine.queue.finish_call(
             claim.run_id,
             claim.thread_id,
             worker=self.id,
@@ -418,11 +425,17 @@ class Worker:
             now_ms=now_ms(),
             webhook=webhook,
         )
+
+    async def _finish(self, execution: Execution, *, webhook: bool) -> bool:
+        return self._finished(execution, await self._finish_call(execution, webhook)())
+
+    def _finished(self, execution: Execution, reply: Any) -> bool:
+        done = self.engine.queue.finished(reply)
         if not done:
             log.error(
                 "run %s attempt %d: another replica holds it now; the outcome is theirs",
-                claim.run_id,
-                claim.attempt,
+                execution.claim.run_id,
+                execution.claim.attempt,
             )
         return done
 

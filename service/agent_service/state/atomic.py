@@ -5,12 +5,19 @@ of a *transactional* pipeline in a thread with an event loop of its own, which b
 connections; so on a Cluster the batch is instead one Lua script per hash slot (``BATCH``): just as
 atomic, one round trip per slot. Every key a command touches is declared to the script, as Redis
 Cluster requires.
+
+``execute_then`` adds one script call after such a batch (a queue step that must follow the records
+it depends on): on one Redis both go in one MULTI/EXEC, a single round trip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from agent_service.state.connection import AsyncClient, is_cluster, slot_groups
 
@@ -57,7 +64,9 @@ async def execute(
         if is_cluster(client) and atomic and len(group) > 1:
             replies = await _script(client, [batch.commands[i] for i in group])
         else:
-            async with client.pipeline(transaction=atomic and not is_cluster(client)) as pipe:
+            # A lone command is atomic by itself: no MULTI/EXEC around it.
+            transaction = atomic and len(group) > 1 and not is_cluster(client)
+            async with client.pipeline(transaction=transaction) as pipe:
                 for index in group:
                     pipe.execute_command(*batch.commands[index])
                 replies = await pipe.execute()
@@ -81,3 +90,36 @@ async def _script(client: AsyncClient, commands: list[tuple[Any, ...]]) -> list[
                 encoded.append(arg)
         args += [len(encoded), *encoded]
     return await client.eval(BATCH, len(keys), *keys, *args)
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One call of a registered script, to send later."""
+
+    script: AsyncScript
+    keys: list[str]
+    args: list[Any]
+
+    async def __call__(self) -> Any:
+        return await self.script(keys=self.keys, args=self.args)
+
+
+async def execute_then(client: AsyncClient, commands: Sequence[Sequence[Any]], call: ScriptCall) -> Any:
+    """Applies ``commands`` atomically, then ``call``; answers the script's reply. One round trip on
+    one Redis (a single MULTI/EXEC holds both); on a Cluster the script's keys may live on another
+    shard, so it follows the batch."""
+    if is_cluster(client):
+        await execute(client, commands)
+        return await call()
+    async with client.pipeline(transaction=True) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        *replies, reply = await pipe.execute(raise_on_error=False)
+    for failed in (r for r in replies if isinstance(r, Exception)):
+        raise failed
+    if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts: load and call
+        return await call()
+    if isinstance(reply, Exception):
+        raise reply
+    return reply

@@ -38,21 +38,31 @@ class RunStore:
         self.keys = keys
 
     async def create(self, run: dict[str, Any], *, listed: bool = True, only_new: bool = False) -> bool:
-        """Writes a new record; ``listed``: also in the thread's run list (not for a stateless run's
-        own thread); ``only_new``: unless one exists already (then False, and nothing is written)."""
-        record = self.keys.run_record(run["thread_id"], run["run_id"])
-        if not listed:
-            return bool(await self.client.set(record, dumps(run), nx=only_new or None))
-        created = time.time_ns() // 1_000_000
-        written, _ = await atomic.execute(
-            self.client,
-            [
-                ("SET", record, dumps(run), *(("NX",) if only_new else ())),
-                # On a repeated create this only refreshes the existing entry's score.
-                ("ZADD", self.keys.thread_runs(run["thread_id"]), created, run["run_id"]),
-            ],
+        """Writes a new record; ``only_new``: unless one exists already (then False, and nothing is
+        written). ``listed``: see ``create_commands``."""
+        written, *_ = await atomic.execute(
+            self.client, self.create_commands(run, listed=listed, only_new=only_new)
         )
         return bool(written)
+
+    def create_commands(
+        self, run: dict[str, Any], *, listed: bool = True, only_new: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """``create`` as commands to send with others; ``listed``: also in the thread's run list (not
+        for a stateless run's own thread)."""
+        commands: list[tuple[Any, ...]] = [
+            (
+                "SET",
+                self.keys.run_record(run["thread_id"], run["run_id"]),
+                dumps(run),
+                *(("NX",) if only_new else ()),
+            )
+        ]
+        if listed:
+            # On a repeated create this only refreshes the existing entry's score.
+            created = time.time_ns() // 1_000_000
+            commands.append(("ZADD", self.keys.thread_runs(run["thread_id"]), created, run["run_id"]))
+        return commands
 
     async def find(self, thread_id: str, run_id: str) -> dict[str, Any] | None:
         raw = await self.client.get(self.keys.run_record(thread_id, run_id))
@@ -71,10 +81,27 @@ class RunStore:
         ttl_seconds: int | None = None,
         result: Any = None,
         result_ttl_seconds: int | None = None,
+        listed: bool = True,
     ) -> None:
-        """The record, expiring after ``ttl_seconds`` if set, and, given ``result``, the run's output."""
+        """The record, expiring after ``ttl_seconds`` if set, and, given ``result``, the run's output;
+        ``listed``: the record is in its thread's run list (a stateless run's is not)."""
+        commands = self.save_commands(
+            run, ttl_seconds=ttl_seconds, result=result, result_ttl_seconds=result_ttl_seconds, listed=listed
+        )
+        await atomic.execute(self.client, commands)
+
+    def save_commands(
+        self,
+        run: dict[str, Any],
+        *,
+        ttl_seconds: int | None = None,
+        result: Any = None,
+        result_ttl_seconds: int | None = None,
+        listed: bool = True,
+    ) -> list[tuple[Any, ...]]:
+        """``save`` as commands to send with others (they share the thread's slot)."""
         commands = [_set(self.keys.run_record(run["thread_id"], run["run_id"]), run, ttl_seconds)]
-        if ttl_seconds:
+        if ttl_seconds and listed:
             # The thread's run list forgets runs created before the retention, whose records are gone.
             cutoff = time.time_ns() // 1_000_000 - ttl_seconds * 1000
             commands.append(("ZREMRANGEBYSCORE", self.keys.thread_runs(run["thread_id"]), "-inf", cutoff))
@@ -82,7 +109,7 @@ class RunStore:
             commands.append(
                 _set(self.keys.run_result(run["thread_id"], run["run_id"]), result, result_ttl_seconds)
             )
-        await atomic.execute(self.client, commands)
+        return commands
 
     async def result(self, thread_id: str, run_id: str) -> Any:
         raw = await self.client.get(self.keys.run_result(thread_id, run_id))
