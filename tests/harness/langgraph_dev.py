@@ -49,7 +49,10 @@ def ensure_venv() -> Path:
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([str(uv), "venv", "-q", "--python", sys.executable, str(VENV)], check=True)
-    subprocess.run([str(uv), "pip", "install", "-q", "--compile-bytecode", "--python", str(python), *PACKAGES], check=True)
+    subprocess.run(
+        [str(uv), "pip", "install", "-q", "--compile-bytecode", "--python", str(python), *PACKAGES],
+        check=True,
+    )
     stamp.touch()
     return binary
 

@@ -18,7 +18,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class ProcessExited(RuntimeError):
+class ProcessExitedError(RuntimeError):
     """A component died while something waited for it: waiting longer cannot help."""
 
 
@@ -29,7 +29,7 @@ def wait_until(check: Callable[[], object], *, timeout: float, what: str, interv
     while time.monotonic() < deadline:
         try:
             result = check()
-        except ProcessExited:
+        except ProcessExitedError:
             raise
         except Exception as error:  # the component is not up yet; remember why for the message
             last_error = error
@@ -93,7 +93,7 @@ class ManagedProcess:
     def wait_ready(self, check: Callable[[], object], *, timeout: float = 60) -> None:
         def ready() -> object:
             if not self.running():
-                raise ProcessExited(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+                raise ProcessExitedError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
             return check()
 
         try:
