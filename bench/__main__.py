@@ -31,6 +31,7 @@ BENCHMARKS = (
     "tool_wrapper",
     "retention",
     "platform_api",
+    "semantic_search",
     "canary",
 )
 

@@ -51,9 +51,9 @@ from agent_service.state import RedisSaver, connection
 from agent_service.state.assistants import Assistants
 from agent_service.state.keys import ServiceKeys
 from agent_service.state.runs import RunStore
-from agent_service.state.store import RedisStore, StoreIndex
+from agent_service.state.store import RedisStore
 from agent_service.state.threads import ThreadStore, ttl_policy
-from agent_service.state.vectors import OpenAIEmbeddings
+from agent_service.store_setup import store_index, with_project_ttl
 
 #: Connections of the blocking-read pool (a worker's BLPOP plus one per follower on another replica).
 BLOCKING_CONNECTIONS = 512
@@ -121,19 +121,6 @@ def default_thread_ttl(settings: Settings) -> dict[str, Any] | None:
     return ttl_policy(settings.thread_ttl_seconds / 60, settings.thread_ttl_strategy)
 
 
-def store_index(settings: Settings) -> StoreIndex | None:
-    """STORE_INDEX_* (spec.store.index): semantic search of the store, or None."""
-    if settings.store_index_url is None or settings.store_index_dims is None:
-        return None
-    key = settings.store_index_api_key
-    embeddings = OpenAIEmbeddings(
-        base_url=settings.store_index_url,
-        model=settings.store_index_model,
-        api_key=key.get_secret_value() if key else None,
-    )
-    return {"dims": settings.store_index_dims, "embed": embeddings, "fields": settings.store_index_fields}
-
-
 def build_runtime(settings: Settings, project: Project | None = None) -> Runtime:
     """Clients connect lazily, so this succeeds while Redis is down and the service recovers by itself."""
     timeout, cluster = settings.redis_timeout_seconds, settings.redis_cluster
@@ -157,7 +144,7 @@ def build_runtime(settings: Settings, project: Project | None = None) -> Runtime
             "default_ttl": settings.store_default_ttl_minutes,
             "refresh_on_read": settings.store_ttl_refresh_on_read,
         },
-        index=store_index(settings),
+        index=store_index(settings, project),
     )
     engine = RunEngine(
         settings,
@@ -282,6 +269,7 @@ def create_app(settings: Settings, project: Project | None = None) -> FastAPI:
     (a `ProjectError` names what is wrong with it)."""
     if project is None and settings.agent_config is not None:
         project = read_project(settings.agent_config)
+    settings = with_project_ttl(settings, project)
     # With auth on, the documentation routes are added behind it (_install_docs), not FastAPI's own.
     docs = {"openapi_url": None, "docs_url": None, "redoc_url": None} if settings.auth_enabled else {}
     app = FastAPI(

@@ -195,6 +195,14 @@ class Settings(BaseSettings):
         description="Comma-separated JSON paths of a value that are embedded ($: the whole value).",
     )
     store_index_api_key: SecretStr | None = Field(default=None, description="Bearer key of the endpoint.")
+    # Read with the Pod's environment, before the LLM gateway points the SDKs at itself (it serves no
+    # embeddings): where langgraph.json's store.index "openai:<model>" embeds (store_setup.py).
+    openai_base_url: str | None = Field(
+        default=None, description="The Pod's OpenAI-compatible base URL, for 'openai:<model>' embeddings."
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="The Pod's OpenAI key, for langgraph.json's 'openai:<model>' embeddings."
+    )
 
     # --- protocols besides the LangGraph Platform API (agent_service/api/mcp.py, a2a.py) -----
     protocol_mcp: bool = Field(default=True, description="Serve every assistant as an MCP tool at /mcp.")

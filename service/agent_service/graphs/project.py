@@ -1,4 +1,5 @@
-"""A LangGraph project's `langgraph.json` (AGENT_CONFIG): its graphs, env, own HTTP app and auth handler.
+"""A LangGraph project's `langgraph.json` (AGENT_CONFIG): its graphs, env, own HTTP app, auth handler and
+store (``project_store``).
 
 Read once at start-up, before anything of the project is imported: every problem found here is a
 `ProjectError` naming the file and the key, so a Pod that cannot start says why (see
@@ -18,7 +19,16 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-SERVED_KEYS = frozenset({"$schema", "graphs", "env", "http", "auth"})
+from agent_service.graphs.project_store import (
+    INDEX_KEYS,
+    STORE_KEYS,
+    TTL_KEYS,
+    ProjectStore,
+    read_store,
+)
+from agent_service.graphs.targets import ProjectError, Target, parse_target
+
+SERVED_KEYS = frozenset({"$schema", "graphs", "env", "http", "auth", "store"})
 #: Used by `agent-service build` (or by LangGraph's own image build), nothing to do when serving.
 BUILD_KEYS = frozenset(
     {
@@ -36,27 +46,20 @@ BUILD_KEYS = frozenset(
 )
 #: LangGraph Server's other keys: recognised, not served by this runtime (a warning says so).
 NOT_SERVED_KEYS = frozenset(
-    {"store", "checkpointer", "encryption", "priority", "webhooks", "ui", "ui_config", "source"}
+    {"checkpointer", "encryption", "priority", "webhooks", "ui", "ui_config", "source"}
 )
 KNOWN_KEYS = SERVED_KEYS | BUILD_KEYS | NOT_SERVED_KEYS
 
+#: The keys read inside the served sections (others are warnings).
+SECTION_KEYS = {
+    ("http",): frozenset({"app"}),
+    ("auth",): frozenset({"path"}),
+    ("store",): STORE_KEYS,
+    ("store", "index"): INDEX_KEYS,
+    ("store", "ttl"): TTL_KEYS,
+}
+
 _GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_MODULE = re.compile(r"^[A-Za-z_][\w.]*$")
-_ATTR = re.compile(r"^[A-Za-z_]\w*$")
-
-
-class ProjectError(ValueError):
-    """The project cannot be served; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where an object lives: a file (``./src/agent/graph.py:graph``) or a module (``pkg.mod:attr``)."""
-
-    spec: str  # as written in langgraph.json
-    attr: str
-    file: Path | None = None
-    module: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,30 +69,12 @@ class Project:
     env: dict[str, str] = field(default_factory=dict)
     http_app: Target | None = None
     auth: Target | None = None
+    store: ProjectStore = field(default_factory=ProjectStore)
     warnings: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
         return self.config_file.parent
-
-
-def _target(value: Any, key: str, config_file: Path) -> Target:
-    where = f"{config_file}: {key}"
-    if not isinstance(value, str) or ":" not in value:
-        raise ProjectError(
-            f"{where}: must be 'path/to/file.py:attribute' or 'module:attribute', got {value!r}"
-        )
-    location, _, attr = value.rpartition(":")
-    if not _ATTR.match(attr):
-        raise ProjectError(f"{where}: {attr!r} after the ':' is not a Python name (in {value!r})")
-    if location.endswith(".py") or "/" in location:
-        file = (config_file.parent / location).resolve()
-        if not file.is_file():
-            raise ProjectError(f"{where}: file {location!r} not found (looked for {file})")
-        return Target(value, attr, file=file)
-    if not _MODULE.match(location):
-        raise ProjectError(f"{where}: {location!r} is neither a .py file nor a module name (in {value!r})")
-    return Target(value, attr, module=location)
 
 
 def _graphs(raw: Any, config_file: Path) -> dict[str, Target]:
@@ -102,7 +87,7 @@ def _graphs(raw: Any, config_file: Path) -> dict[str, Target]:
                 f"{config_file}: graphs.{graph_id}: a graph id is 1-63 letters, digits, '.', '_' or '-'"
             )
         path = value.get("path") if isinstance(value, dict) else value  # {"path": ..., "description": ...}
-        graphs[graph_id] = _target(path, f"graphs.{graph_id}", config_file)
+        graphs[graph_id] = parse_target(path, f"graphs.{graph_id}", config_file)
     return graphs
 
 
@@ -127,7 +112,7 @@ def _section_target(raw: dict[str, Any], section: str, key: str, config_file: Pa
         return None
     if not isinstance(value, dict):
         raise ProjectError(f"{config_file}: {section}: must be an object")
-    return _target(value[key], f"{section}.{key}", config_file) if key in value else None
+    return parse_target(value[key], f"{section}.{key}", config_file) if key in value else None
 
 
 def _warnings(raw: dict[str, Any], config_file: Path) -> tuple[str, ...]:
@@ -140,13 +125,19 @@ def _warnings(raw: dict[str, Any], config_file: Path) -> tuple[str, ...]:
         f"{config_file}: key {key!r} is not served by this runtime and is ignored"
         for key in sorted(set(raw) & NOT_SERVED_KEYS)
     ]
-    for section, served in (("http", {"app"}), ("auth", {"path"})):
-        extra = sorted(set(raw.get(section) or {}) - served)
+    for path, served in SECTION_KEYS.items():
+        extra = sorted(set(_section(raw, path)) - served)
         if extra:
-            found.append(
-                f"{config_file}: {section}: keys {extra} are not served by this runtime and are ignored"
-            )
+            where = f"{config_file}: {'.'.join(path)}"
+            found.append(f"{where}: keys {extra} are not served by this runtime and are ignored")
     return tuple(found)
+
+
+def _section(raw: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    found: Any = raw
+    for key in path:
+        found = found.get(key) if isinstance(found, dict) else None
+    return found if isinstance(found, dict) else {}
 
 
 def read_project(config_file: Path) -> Project:
@@ -166,5 +157,6 @@ def read_project(config_file: Path) -> Project:
         env=_env(raw.get("env"), config_file),
         http_app=_section_target(raw, "http", "app", config_file),
         auth=_section_target(raw, "auth", "path", config_file),
+        store=read_store(raw.get("store"), config_file),
         warnings=_warnings(raw, config_file),
     )

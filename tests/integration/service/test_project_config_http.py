@@ -119,6 +119,22 @@ def test_the_team_app_is_served_authenticated_and_counted(tmp_path: Path, redis_
             3,
             "http.app: './src/team_app.py:not_there': the module has no 'not_there'",
         ),
+        (
+            {
+                "graphs": {"agent": "./src/graph.py:graph"},
+                "store": {"index": {"embed": "cohere:e", "dims": 8}},
+            },
+            2,
+            "store.index.embed: 'cohere:e' is not a provider served here",
+        ),
+        (
+            {
+                "graphs": {"agent": "./src/graph.py:graph"},
+                "store": {"index": {"embed": "./src/team_app.py:embed", "dims": 8}},
+            },
+            3,
+            "store.index.embed: './src/team_app.py:embed': the module has no 'embed'",
+        ),
     ],
 )
 def test_a_project_that_cannot_start_says_which_key_of_which_file(

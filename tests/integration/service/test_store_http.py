@@ -6,8 +6,11 @@ each other's memories; bad input is a 422 naming the field and loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
+import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,16 @@ from tests.fakes.openai_server import EMBEDDING_DIMS, FakeOpenAI
 from tests.integration.service.tenants import AUTH, bearer
 
 GRAPH = {"AGENT_GRAPH": "memory_graph:graph"}
+NOOP_GRAPH = textwrap.dedent(
+    """
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("noop", lambda state: {})
+    builder.add_edge(START, "noop")
+    graph = builder.compile()
+    """
+)
 
 
 def _said(text: str) -> dict:
@@ -200,6 +213,27 @@ async def test_semantic_search_through_an_embeddings_endpoint(redis_url, start_s
     after = (await a.store.search_items(["ada"], query="which bike is red", limit=3))["items"]
     assert "bikes" not in [i["key"] for i in after]
     assert embeddings.state.requests, "the vectors came from the endpoint"
+
+
+async def test_semantic_search_from_the_projects_langgraph_json(
+    redis_url, start_service, embeddings, tmp_path: Path
+):
+    """store.index as LangGraph Server reads it; the endpoint and key come from the project's env."""
+    (tmp_path / "graph.py").write_text(NOOP_GRAPH)
+    config = {
+        "graphs": {"agent": "./graph.py:graph"},
+        "env": {"OPENAI_BASE_URL": f"{embeddings.url}/v1", "OPENAI_API_KEY": embeddings.api_key},
+        "store": {"index": {"embed": "openai:text-embedding-3-small", "dims": EMBEDDING_DIMS}},
+    }
+    (tmp_path / "langgraph.json").write_text(json.dumps(config))
+    client = get_client(url=start_service(redis_url, AGENT_CONFIG=str(tmp_path / "langgraph.json")).url)
+    before = len(embeddings.state.requests)
+    for key, text in {"tea": "green tea in the morning", "bikes": "a red bike", "jazz": "old jazz"}.items():
+        await client.store.put_item(["ada"], key, {"text": text})
+    found = (await client.store.search_items(["ada"], query="a red bike to ride", limit=3))["items"]
+    assert [i["key"] for i in found][:1] == ["bikes"]
+    assert found[0]["score"] > found[1]["score"]
+    assert len(embeddings.state.requests) > before, "the vectors came from the project's endpoint"
 
 
 def test_an_index_without_dimensions_is_refused_at_start(redis_url, start_service):

@@ -64,7 +64,7 @@ def test_unknown_and_unserved_keys_are_warnings_naming_them_and_the_file(tmp_pat
     config = {
         "graphs": {"a": "./src/agent/graph.py:graph"},
         "grpahs": {},
-        "store": {"index": {}},
+        "checkpointer": {"ttl": {}},
         "dependencies": ["."],  # build time: no warning
         "http": {"app": "./src/agent/graph.py:graph", "cors": {}},
     }
@@ -73,7 +73,7 @@ def test_unknown_and_unserved_keys_are_warnings_naming_them_and_the_file(tmp_pat
     assert len(warnings) == 3
     assert all(str(config_file) in w for w in warnings)
     assert "unknown key 'grpahs' ignored (did you mean 'graphs'?)" in warnings[0]
-    assert "'store' is not served" in warnings[1]
+    assert "'checkpointer' is not served" in warnings[1]
     assert "http: keys ['cors']" in warnings[2]
 
 
